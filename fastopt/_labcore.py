@@ -1,0 +1,298 @@
+"""The assignment's dictionary-level functions, written once for both implementations.
+
+``make_lab(ops, module)`` returns the functions of ``fastopt.lab`` when ``ops`` is
+``fastopt._ops`` (Cython kernels) and those of ``fastopt.reference.lab`` when it is
+``fastopt.reference._ops`` (plain NumPy). Everything but the arithmetic — key handling, validation,
+return values — is this one code, so the two cannot drift apart.
+
+Semantics shared by both (and documented in each function):
+
+* Parameters are keyed ``W1, b1, ..., WL, bL``; gradients and optimizer state ``dW1, db1, ...``.
+  ``grads`` may hold other entries (the assignment's backward pass returns ``dz1``, ``da1``, ...).
+* Every entry is validated before any array is written: a bad ``grads['db3']`` leaves
+  ``parameters['W1']`` untouched.
+* Arrays are updated **in place** and the same dicts are returned. The assignment instead rebinds
+  each entry to a new array; the values are identical, but here an array you hold a reference to
+  changes too.
+"""
+import numpy as np
+
+from . import _validation as _v
+
+
+def _layer_keys(parameters):
+    """Return ``[("W1", "dW1"), ("b1", "db1"), ...]`` after checking the keys of ``parameters``."""
+    _v.check_mapping(parameters, "parameters")
+    n_layers = len(parameters) // 2
+    keys = []
+    for layer in range(1, n_layers + 1):
+        keys.append((f"W{layer}", f"dW{layer}"))
+        keys.append((f"b{layer}", f"db{layer}"))
+    expected = {key for key, _ in keys}
+    if set(parameters.keys()) != expected:
+        unexpected = sorted(set(parameters.keys()) - expected, key=str)
+        missing = sorted(expected - set(parameters.keys()))
+        raise _v.MissingKeyError(
+            f"parameters must hold exactly W1, b1, ..., W{n_layers}, b{n_layers} "
+            f"({len(parameters)} entries); missing {missing}, unexpected {unexpected}")
+    return keys
+
+
+def _entry(mapping, mapping_name, key, owner):
+    try:
+        return mapping[key]
+    except KeyError:
+        raise _v.MissingKeyError(
+            f"{mapping_name} has no entry {key!r} (the one for parameters[{owner!r}])") from None
+
+
+def _check_entries(parameters, grads, states):
+    """Validate every entry; return ``[(gkey, param, grad, (state, ...)), ...]`` in layer order.
+
+    ``states`` is a sequence of ``(dict, name)``; each dict is keyed like ``grads``.
+    """
+    keys = _layer_keys(parameters)
+    _v.check_mapping(grads, "grads")
+    for state, state_name in states:
+        _v.check_mapping(state, state_name)
+    entries, written, read = [], [], []
+    for pkey, gkey in keys:
+        param = parameters[pkey]
+        grad = _entry(grads, "grads", gkey, pkey)
+        state_arrays = tuple(_entry(state, name, gkey, pkey) for state, name in states)
+        w = [(f"parameters[{pkey!r}]", param)]
+        w += [(f"{name}[{gkey!r}]", arr) for (_, name), arr in zip(states, state_arrays)]
+        r = [(f"grads[{gkey!r}]", grad)]
+        _v.check_update_arrays(w, r)
+        written += w
+        read += r
+        entries.append((gkey, param, grad, state_arrays))
+    # Across entries too: W1 passed again as W2, or one state array shared by two parameters,
+    # would be updated twice.
+    _v.check_no_overlap(written, read)
+    return entries
+
+
+def _zeros_like_entries(parameters):
+    """Zeros for every parameter, keyed ``dW1, db1, ...``, in each parameter's dtype."""
+    state = {}
+    for pkey, gkey in _layer_keys(parameters):
+        param = parameters[pkey]
+        _v.check_float_array(param, f"parameters[{pkey!r}]", writeable=False)
+        # The assignment uses np.zeros(shape): float64 whatever the parameters. Matching the
+        # parameter's dtype keeps float32 models in float32 (and float64 ones unchanged).
+        state[gkey] = np.zeros(param.shape, dtype=param.dtype)
+    return state
+
+
+def make_lab(ops, module):
+    """Build the dictionary-level functions over one implementation's unchecked ``ops``.
+
+    Parameters
+    ----------
+    ops : module
+        ``fastopt._ops`` or ``fastopt.reference._ops``: ``sgd``, ``momentum``, ``rmsprop``,
+        ``adam`` with identical signatures.
+    module : str
+        The name of the module the functions are published in (for ``help`` and pickling).
+
+    Returns
+    -------
+    dict
+        Function name to function.
+    """
+
+    def update_parameters_with_gd(parameters, grads, learning_rate):
+        """One step of gradient descent on every parameter, in place.
+
+        ``W_l = W_l - learning_rate * dW_l`` and ``b_l = b_l - learning_rate * db_l``.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``: float32/float64 C-contiguous arrays, updated in place.
+        grads : dict
+            ``dW1, db1, ...`` of the same shapes and dtypes; other entries are ignored.
+        learning_rate : float
+            Finite and >= 0.
+
+        Returns
+        -------
+        parameters : dict
+            The same dict, its arrays updated in place (the assignment rebinds new arrays
+            instead; the values are the same).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastopt import lab
+        >>> params = {"W1": np.ones((2, 2)), "b1": np.zeros((2, 1))}
+        >>> grads = {"dW1": np.ones((2, 2)), "db1": np.ones((2, 1))}
+        >>> lab.update_parameters_with_gd(params, grads, 0.5)["b1"]
+        array([[-0.5],
+               [-0.5]])
+        """
+        entries = _check_entries(parameters, grads, ())
+        learning_rate = _v.check_lr(learning_rate, "learning_rate")
+        for _, param, grad, _ in entries:
+            ops.sgd(param, grad, learning_rate)
+        return parameters
+
+    def initialize_velocity(parameters):
+        """Zero velocities for momentum, keyed ``dW1, db1, ...``.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``.
+
+        Returns
+        -------
+        v : dict
+            ``v['dW1']`` is ``np.zeros`` of ``parameters['W1']``'s shape, and so on, in the
+            parameter's dtype (the assignment always uses float64).
+        """
+        return _zeros_like_entries(parameters)
+
+    def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+        """One momentum step on every parameter, in place.
+
+        ``v = beta*v + (1-beta)*dW; W = W - learning_rate*v`` for each ``W_l`` and ``b_l``.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``, updated in place.
+        grads : dict
+            ``dW1, db1, ...``; other entries are ignored.
+        v : dict
+            Velocities from :func:`initialize_velocity`, updated in place.
+        beta : float
+            Momentum, ``0 <= beta < 1``.
+        learning_rate : float
+            Finite and >= 0.
+
+        Returns
+        -------
+        parameters, v : dict
+            The same dicts, updated in place.
+        """
+        entries = _check_entries(parameters, grads, ((v, "v"),))
+        beta = _v.check_beta(beta, "beta")
+        learning_rate = _v.check_lr(learning_rate, "learning_rate")
+        for _, param, grad, (velocity,) in entries:
+            ops.momentum(param, grad, velocity, learning_rate, beta)
+        return parameters, v
+
+    def initialize_rmsprop(parameters):
+        """Zero squared-gradient averages for RMSProp, keyed ``dW1, db1, ...`` (our addition).
+
+        Returns
+        -------
+        s : dict
+            Zeros of each parameter's shape and dtype.
+        """
+        return _zeros_like_entries(parameters)
+
+    def update_parameters_with_rmsprop(parameters, grads, s, beta, learning_rate, epsilon=1e-8):
+        """One RMSProp step on every parameter, in place (our addition to the assignment).
+
+        ``s = beta*s + (1-beta)*dW**2; W = W - learning_rate*dW / (sqrt(s) + epsilon)``.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``, updated in place.
+        grads : dict
+            ``dW1, db1, ...``; other entries are ignored.
+        s : dict
+            Averages from :func:`initialize_rmsprop`, updated in place.
+        beta : float
+            Decay, ``0 <= beta < 1``.
+        learning_rate : float
+            Finite and >= 0.
+        epsilon : float, default 1e-8
+            Finite and > 0, added outside the square root.
+
+        Returns
+        -------
+        parameters, s : dict
+            The same dicts, updated in place.
+        """
+        entries = _check_entries(parameters, grads, ((s, "s"),))
+        beta = _v.check_beta(beta, "beta")
+        learning_rate = _v.check_lr(learning_rate, "learning_rate")
+        epsilon = _v.check_eps(epsilon, "epsilon")
+        for _, param, grad, (sq_avg,) in entries:
+            ops.rmsprop(param, grad, sq_avg, learning_rate, beta, epsilon)
+        return parameters, s
+
+    def initialize_adam(parameters):
+        """Zero first and second moments for Adam, keyed ``dW1, db1, ...``.
+
+        Returns
+        -------
+        v, s : dict
+            Zeros of each parameter's shape and dtype (two separate sets of arrays).
+        """
+        return _zeros_like_entries(parameters), _zeros_like_entries(parameters)
+
+    def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
+                                    beta1=0.9, beta2=0.999, epsilon=1e-8):
+        """One Adam step on every parameter, in place (Kingma & Ba 2015).
+
+        ``v = beta1*v + (1-beta1)*dW``, ``v_corrected = v / (1-beta1**t)``,
+        ``s = beta2*s + (1-beta2)*dW**2``, ``s_corrected = s / (1-beta2**t)``,
+        ``W = W - learning_rate*v_corrected / (sqrt(s_corrected) + epsilon)``.
+
+        Parameters
+        ----------
+        parameters : dict
+            ``W1, b1, ..., WL, bL``, updated in place.
+        grads : dict
+            ``dW1, db1, ...``; other entries are ignored.
+        v, s : dict
+            First and second moments from :func:`initialize_adam`, updated in place.
+        t : int
+            Adam steps taken, counting this one (1 on the first call).
+        learning_rate : float, default 0.01
+            Finite and >= 0.
+        beta1, beta2 : float, default 0.9, 0.999
+            Each ``0 <= beta < 1``.
+        epsilon : float, default 1e-8
+            Finite and > 0, added outside the square root.
+
+        Returns
+        -------
+        parameters, v, s : dict
+            The same dicts, updated in place.
+        v_corrected, s_corrected : dict
+            New arrays: the bias-corrected moments, as the assignment returns them.
+        """
+        entries = _check_entries(parameters, grads, ((v, "v"), (s, "s")))
+        t = _v.check_step(t, "t")
+        learning_rate = _v.check_lr(learning_rate, "learning_rate")
+        beta1 = _v.check_beta(beta1, "beta1")
+        beta2 = _v.check_beta(beta2, "beta2")
+        epsilon = _v.check_eps(epsilon, "epsilon")
+        bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t
+        v_corrected, s_corrected = {}, {}
+        for gkey, param, grad, (m, sq) in entries:
+            ops.adam(param, grad, m, sq, learning_rate, beta1, beta2, epsilon, bias1, bias2)
+            # The corrected moments are the kernel's m_hat and v_hat; recomputing them with
+            # NumPy gives the same bits (the same division, rounded once) without widening the
+            # kernel's signature for a result only this function returns.
+            v_corrected[gkey] = m / bias1
+            s_corrected[gkey] = sq / bias2
+        return parameters, v, s, v_corrected, s_corrected
+
+    functions = {
+        f.__name__: f for f in (
+            update_parameters_with_gd, initialize_velocity, update_parameters_with_momentum,
+            initialize_rmsprop, update_parameters_with_rmsprop, initialize_adam,
+            update_parameters_with_adam)
+    }
+    for f in functions.values():
+        f.__module__ = module
+        f.__qualname__ = f.__name__
+    return functions

@@ -1,0 +1,227 @@
+"""Argument checks shared by the Cython path (``fastopt``) and the reference (``fastopt.reference``).
+
+Both implementations call the same functions here *before* writing anything, so they accept the
+same inputs and raise the same errors with the same messages. Kernels assume what these functions
+establish: float32/float64 arrays of one dtype and one shape, C-contiguous, the written ones
+writeable and sharing no memory with any other argument, and hyperparameters in range.
+
+Errors are ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (right kind, wrong
+value); every message names the argument and says what to do.
+"""
+import math
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class MissingKeyError(KeyError, ValueError):
+    """A required dictionary entry is missing.
+
+    A ``KeyError`` for code written against the assignment, and a ``ValueError`` like every other
+    input error of fastopt. Its message is shown as written (``KeyError`` would quote it).
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+# --- arrays -----------------------------------------------------------------------------------
+
+def _describe(obj):
+    return type(obj).__name__
+
+
+def check_float_array(arr, name, *, writeable):
+    """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked).
+
+    Returns nothing; raises TypeError/ValueError naming ``name``.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy.ndarray of float32 or float64, got {_describe(arr)}; "
+            f"convert it once with np.asarray(..., dtype=np.float32) and keep that array")
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; expected float32 or float64 "
+            f"(convert it once with {name}.astype(np.float32) or np.float64)")
+    flags = arr.flags
+    if not flags.c_contiguous:
+        raise ValueError(
+            f"{name} is not C-contiguous; fastopt updates arrays in place and never copies "
+            f"silently: make a contiguous array once with np.ascontiguousarray({name}) and keep it")
+    if writeable and not flags.writeable:
+        raise ValueError(
+            f"{name} is read-only but is updated in place; pass a writeable array "
+            f"(e.g. {name}.copy())")
+
+
+def check_same_layout(arr, name, ref, ref_name):
+    """Check that ``arr`` has the dtype and shape of ``ref`` (both already float arrays)."""
+    if arr.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; expected {ref.dtype}, the dtype of {ref_name}")
+    if arr.shape != ref.shape:
+        raise ValueError(
+            f"{name} has shape {arr.shape}; expected {ref.shape}, the shape of {ref_name}")
+
+
+def _extent(arr):
+    start = arr.__array_interface__["data"][0]
+    return start, start + arr.nbytes
+
+
+def check_no_overlap(written, read=()):
+    """Check that no written array shares memory with any other array given.
+
+    ``written`` and ``read`` are sequences of ``(name, array)``; all arrays are C-contiguous (the
+    caller checked), so each occupies exactly the bytes ``[data, data + nbytes)`` and an interval
+    test is exact. Two read-only arrays may overlap (the same gradient twice is harmless).
+    """
+    # Up to four arrays (one array-level update) pairwise np.may_share_memory is cheapest
+    # (~0.3 us a pair); beyond that, sort the byte intervals once: O(n log n) instead of O(n^2).
+    items = [(name, arr, True) for name, arr in written]
+    items += [(name, arr, False) for name, arr in read]
+    if len(items) <= 4:
+        for i in range(len(items)):
+            name_i, a_i, w_i = items[i]
+            for j in range(i + 1, len(items)):
+                name_j, a_j, w_j = items[j]
+                if (w_i or w_j) and np.may_share_memory(a_i, a_j):
+                    _raise_overlap(name_i, name_j, w_i)
+        return
+    intervals = []
+    for name, arr, w in items:
+        if arr.nbytes:
+            start, stop = _extent(arr)
+            intervals.append((start, stop, name, w))
+    intervals.sort(key=lambda iv: iv[0])
+    active = []  # intervals that may still overlap later ones
+    for start, stop, name, w in intervals:
+        active = [iv for iv in active if iv[1] > start]
+        for a_start, a_stop, a_name, a_w in active:
+            if w or a_w:
+                _raise_overlap(a_name, name, a_w)
+        active.append((start, stop, name, w))
+
+
+def _raise_overlap(first, second, first_written):
+    written, other = (first, second) if first_written else (second, first)
+    raise ValueError(
+        f"{written} shares memory with {other}; {written} is updated in place, so every array "
+        f"must be a separate buffer (pass a copy, e.g. {other}.copy())")
+
+
+def check_update_arrays(written, read):
+    """Validate the arrays of one update.
+
+    Parameters
+    ----------
+    written : sequence of (str, ndarray)
+        Arrays updated in place, the parameter first: it fixes the expected dtype and shape.
+    read : sequence of (str, ndarray)
+        Arrays only read (the gradient); they may be read-only.
+    """
+    ref_name, ref = written[0]
+    check_float_array(ref, ref_name, writeable=True)
+    for name, arr in written[1:]:
+        check_float_array(arr, name, writeable=True)
+        check_same_layout(arr, name, ref, ref_name)
+    for name, arr in read:
+        check_float_array(arr, name, writeable=False)
+        check_same_layout(arr, name, ref, ref_name)
+    check_no_overlap(written, read)
+
+
+# --- scalars ----------------------------------------------------------------------------------
+
+def _real(value, name):
+    # bool is an Integral; lr=True is a bug, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def check_lr(lr, name="lr"):
+    """Return ``lr`` as a Python float; it must be finite and >= 0."""
+    lr = _real(lr, name)
+    if not (math.isfinite(lr) and lr >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {lr!r}")
+    return lr
+
+
+def check_beta(beta, name="beta"):
+    """Return ``beta`` as a Python float; it must satisfy 0 <= beta < 1."""
+    beta = _real(beta, name)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"{name} must satisfy 0 <= {name} < 1, got {beta!r}")
+    return beta
+
+
+def check_eps(eps, name="eps"):
+    """Return ``eps`` as a Python float; it must be finite and > 0."""
+    eps = _real(eps, name)
+    if not (math.isfinite(eps) and eps > 0.0):
+        raise ValueError(f"{name} must be finite and > 0, got {eps!r}")
+    return eps
+
+
+def check_step(t, name="t"):
+    """Return the Adam step ``t`` as a Python int; it must be an integer >= 1.
+
+    A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
+    implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
+    """
+    if isinstance(t, bool):
+        raise TypeError(f"{name} must be an integer >= 1, got bool")
+    try:
+        t = operator.index(t)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer >= 1 (the number of Adam steps taken, counting this "
+            f"one), got {_describe(t)} {t!r}") from None
+    if t < 1:
+        raise ValueError(
+            f"{name} must be >= 1 (the number of Adam steps taken, counting this one), got {t}")
+    return t
+
+
+def check_mapping(obj, name):
+    """Check that ``obj`` is a dict-like mapping of names to arrays."""
+    if not hasattr(obj, "keys") or not hasattr(obj, "__getitem__"):
+        raise TypeError(f"{name} must be a dict of arrays, got {_describe(obj)}")
+
+
+# --- one function per update: both implementations call these first ---------------------------
+
+def sgd_args(param, grad, lr):
+    """Validate ``sgd_update``'s arguments; return ``lr`` as a float."""
+    check_update_arrays((("param", param),), (("grad", grad),))
+    return check_lr(lr)
+
+
+def momentum_args(param, grad, velocity, lr, beta):
+    """Validate ``momentum_update``'s arguments; return ``(lr, beta)`` as floats."""
+    check_update_arrays((("param", param), ("velocity", velocity)), (("grad", grad),))
+    return check_lr(lr), check_beta(beta)
+
+
+def rmsprop_args(param, grad, sq_avg, lr, beta, eps):
+    """Validate ``rmsprop_update``'s arguments; return ``(lr, beta, eps)`` as floats."""
+    check_update_arrays((("param", param), ("sq_avg", sq_avg)), (("grad", grad),))
+    return check_lr(lr), check_beta(beta), check_eps(eps)
+
+
+def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps):
+    """Validate ``adam_update``'s arguments; return ``(t, lr, beta1, beta2, eps)``.
+
+    ``t`` comes back as a Python int and the rest as Python floats.
+    """
+    check_update_arrays((("param", param), ("m", m), ("v", v)), (("grad", grad),))
+    return (check_step(t), check_lr(lr), check_beta(beta1, "beta1"), check_beta(beta2, "beta2"),
+            check_eps(eps))

@@ -1,0 +1,185 @@
+"""fastopt.reference: the pure-NumPy oracle.
+
+Every function here has the signature, the validation and the results of its twin in ``fastopt``
+(the Cython path), which must write exactly the same bits. The code is boring on purpose: textbook
+order, the papers' names, one NumPy expression per line of ../shared/SPEC.md section 2. NumPy 2
+rounds each Python-float hyperparameter once to the array dtype (NEP 50), which is the contract.
+
+The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
+functions of ``fastopt.reference.lab``); the functions here validate, then call it.
+"""
+from .. import _validation as _v
+from . import _ops
+
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update"]
+
+
+def sgd_update(param, grad, lr):
+    """Gradient descent step, in place.
+
+    .. math:: p \\leftarrow p - \\eta\\, g
+
+    Parameters
+    ----------
+    param : ndarray
+        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+    grad : ndarray
+        Gradient of the loss with respect to ``param``; same dtype and shape; only read (a
+        read-only array is fine).
+    lr : float
+        Learning rate :math:`\\eta`, finite and >= 0.
+
+    Returns
+    -------
+    None
+        ``param`` is updated in place.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid input, before any array is written; the message names the argument.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> p = np.array([1.0, 2.0]); g = np.array([0.5, -0.5])
+    >>> fastopt.sgd_update(p, g, lr=0.1)
+    >>> p
+    array([0.95, 2.05])
+    """
+    lr = _v.sgd_args(param, grad, lr)
+    _ops.sgd(param, grad, lr)
+
+
+def momentum_update(param, grad, velocity, lr, beta=0.9):
+    """Momentum step (exponentially weighted average of gradients), in place.
+
+    .. math::
+
+        v &\\leftarrow \\beta v + (1 - \\beta)\\, g \\\\
+        p &\\leftarrow p - \\eta\\, v
+
+    This is the form of the Deep Learning Specialization, not PyTorch's ``v = mu*v + g``.
+
+    Parameters
+    ----------
+    param : ndarray
+        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+    grad : ndarray
+        Gradient, same dtype and shape as ``param``; only read.
+    velocity : ndarray
+        The average :math:`v`, same dtype and shape; updated in place. Start from zeros.
+    lr : float
+        Learning rate, finite and >= 0.
+    beta : float, default 0.9
+        Momentum, ``0 <= beta < 1``.
+
+    Returns
+    -------
+    None
+        ``param`` and ``velocity`` are updated in place.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> p = np.ones(3); v = np.zeros(3)
+    >>> fastopt.momentum_update(p, np.full(3, 2.0), v, lr=0.5, beta=0.9)
+    >>> v, p
+    (array([0.2, 0.2, 0.2]), array([0.9, 0.9, 0.9]))
+    """
+    lr, beta = _v.momentum_args(param, grad, velocity, lr, beta)
+    _ops.momentum(param, grad, velocity, lr, beta)
+
+
+def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
+    """RMSProp step, in place (Tieleman & Hinton 2012, lecture 6.5).
+
+    .. math::
+
+        s &\\leftarrow \\beta s + (1 - \\beta)\\, g^2 \\\\
+        p &\\leftarrow p - \\frac{\\eta\\, g}{\\sqrt{s} + \\epsilon}
+
+    ``eps`` is added outside the square root.
+
+    Parameters
+    ----------
+    param : ndarray
+        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+    grad : ndarray
+        Gradient, same dtype and shape as ``param``; only read.
+    sq_avg : ndarray
+        Running average :math:`s` of squared gradients, same dtype and shape; updated in place.
+        Start from zeros.
+    lr : float
+        Learning rate, finite and >= 0.
+    beta : float, default 0.9
+        Decay of the average, ``0 <= beta < 1``.
+    eps : float, default 1e-8
+        Added to :math:`\\sqrt{s}`; finite and > 0.
+
+    Returns
+    -------
+    None
+        ``param`` and ``sq_avg`` are updated in place.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> p = np.ones(2); s = np.zeros(2)
+    >>> fastopt.rmsprop_update(p, np.array([1.0, -1.0]), s, lr=0.01)
+    >>> s
+    array([0.1, 0.1])
+    """
+    lr, beta, eps = _v.rmsprop_args(param, grad, sq_avg, lr, beta, eps)
+    _ops.rmsprop(param, grad, sq_avg, lr, beta, eps)
+
+
+def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam step with bias correction, in place (Kingma & Ba 2015, Algorithm 1).
+
+    .. math::
+
+        m &\\leftarrow \\beta_1 m + (1 - \\beta_1)\\, g \\\\
+        \\hat m &= m / (1 - \\beta_1^t) \\\\
+        v &\\leftarrow \\beta_2 v + (1 - \\beta_2)\\, g^2 \\\\
+        \\hat v &= v / (1 - \\beta_2^t) \\\\
+        p &\\leftarrow p - \\frac{\\eta\\, \\hat m}{\\sqrt{\\hat v} + \\epsilon}
+
+    This is the assignment's form: ``eps`` outside the root, both moments divided by their bias
+    correction (PyTorch instead divides by ``sqrt(1 - beta2**t)`` outside the root; Keras folds
+    the corrections into the step size). ``beta**t`` is Python's ``float.__pow__``.
+
+    Parameters
+    ----------
+    param : ndarray
+        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+    grad : ndarray
+        Gradient, same dtype and shape as ``param``; only read.
+    m, v : ndarray
+        First and second moment estimates, same dtype and shape; updated in place. Start from
+        zeros.
+    t : int
+        Number of Adam steps taken, counting this one: 1 on the first call.
+    lr : float
+        Learning rate :math:`\\eta`, finite and >= 0.
+    beta1, beta2 : float, default 0.9, 0.999
+        Moment decay rates, each ``0 <= beta < 1``.
+    eps : float, default 1e-8
+        Added to :math:`\\sqrt{\\hat v}`; finite and > 0.
+
+    Returns
+    -------
+    None
+        ``param``, ``m`` and ``v`` are updated in place.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> p = np.zeros(2, dtype=np.float32); m = np.zeros_like(p); v = np.zeros_like(p)
+    >>> g = np.array([1.0, -2.0], dtype=np.float32)
+    >>> fastopt.adam_update(p, g, m, v, t=1, lr=0.1)
+    >>> p
+    array([-0.1,  0.1], dtype=float32)
+    """
+    t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
+    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - beta1 ** t, 1 - beta2 ** t)

@@ -1,0 +1,31 @@
+"""The reference arithmetic, unchecked: ../shared/SPEC.md section 2, one NumPy line per formula.
+
+Callers validate first (``fastopt._validation``). Every hyperparameter arrives as a Python float
+(``bias1 = 1 - beta1**t`` and ``bias2 = 1 - beta2**t`` already computed with ``float.__pow__``), so
+NumPy 2 rounds it once to the array dtype (NEP 50). Updates are in place (``x[...] = ...``) like
+the fast path, so the two are interchangeable; the temporaries NumPy allocates here are what the
+fused kernels save.
+"""
+import numpy as np
+
+
+def sgd(param, grad, lr):
+    param[...] = param - lr * grad
+
+
+def momentum(param, grad, velocity, lr, beta):
+    velocity[...] = beta * velocity + (1 - beta) * grad
+    param[...] = param - lr * velocity
+
+
+def rmsprop(param, grad, sq_avg, lr, beta, eps):
+    sq_avg[...] = beta * sq_avg + (1 - beta) * (grad * grad)
+    param[...] = param - lr * grad / (np.sqrt(sq_avg) + eps)
+
+
+def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
+    m[...] = beta1 * m + (1 - beta1) * grad
+    m_hat = m / bias1
+    v[...] = beta2 * v + (1 - beta2) * (grad * grad)
+    v_hat = v / bias2
+    param[...] = param - lr * m_hat / (np.sqrt(v_hat) + eps)
