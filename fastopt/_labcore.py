@@ -23,7 +23,11 @@ from . import _validation as _v
 def _layer_keys(parameters):
     """Return ``[("W1", "dW1"), ("b1", "db1"), ...]`` after checking the keys of ``parameters``."""
     _v.check_mapping(parameters, "parameters")
-    n_layers = len(parameters) // 2
+    # The assignment counts len(parameters) // 2 layers; a W3 without its b3 should be reported as
+    # "missing b3", not as an unexpected W3, so the highest layer number present counts too.
+    numbered = [int(k[1:]) for k in parameters.keys()
+                if isinstance(k, str) and k[:1] in ("W", "b") and k[1:].isdigit()]
+    n_layers = max([len(parameters) // 2] + numbered)
     keys = []
     for layer in range(1, n_layers + 1):
         keys.append((f"W{layer}", f"dW{layer}"))

@@ -5,24 +5,34 @@ Callers validate first (``fastopt._validation``). Every hyperparameter arrives a
 NumPy 2 rounds it once to the array dtype (NEP 50). Updates are in place (``x[...] = ...``) like
 the fast path, so the two are interchangeable; the temporaries NumPy allocates here are what the
 fused kernels save.
+
+Non-finite values propagate silently in both implementations: the kernels do not test the FPU
+flags after every loop, so the reference suppresses NumPy's overflow/invalid warnings to behave the
+same (``np.errstate`` as a decorator). Checking for non-finite gradients is the caller's choice.
 """
 import numpy as np
 
+_quiet = np.errstate(all="ignore")
 
+
+@_quiet
 def sgd(param, grad, lr):
     param[...] = param - lr * grad
 
 
+@_quiet
 def momentum(param, grad, velocity, lr, beta):
     velocity[...] = beta * velocity + (1 - beta) * grad
     param[...] = param - lr * velocity
 
 
+@_quiet
 def rmsprop(param, grad, sq_avg, lr, beta, eps):
     sq_avg[...] = beta * sq_avg + (1 - beta) * (grad * grad)
     param[...] = param - lr * grad / (np.sqrt(sq_avg) + eps)
 
 
+@_quiet
 def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
     m[...] = beta1 * m + (1 - beta1) * grad
     m_hat = m / bias1

@@ -1,0 +1,66 @@
+"""The assignment's own functions, as the course gives them (rebinding new arrays each step).
+
+The oracle for ``fastopt.lab`` and ``fastopt.reference.lab``: written the textbook way, with the
+assignment's float64 ``np.zeros`` state, so it is only compared on float64 parameters.
+"""
+
+import numpy as np
+
+def update_parameters_with_gd(parameters, grads, learning_rate):
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        parameters["W" + str(l)] = parameters["W" + str(l)] - learning_rate * grads["dW" + str(l)]
+        parameters["b" + str(l)] = parameters["b" + str(l)] - learning_rate * grads["db" + str(l)]
+    return parameters
+
+
+def initialize_velocity(parameters):
+    L = len(parameters) // 2
+    v = {}
+    for l in range(1, L + 1):
+        v["dW" + str(l)] = np.zeros(parameters["W" + str(l)].shape)
+        v["db" + str(l)] = np.zeros(parameters["b" + str(l)].shape)
+    return v
+
+
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        for p, d in (("W", "dW"), ("b", "db")):
+            v[d + str(l)] = beta * v[d + str(l)] + (1 - beta) * grads[d + str(l)]
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v[d + str(l)]
+    return parameters, v
+
+
+def initialize_adam(parameters):
+    return initialize_velocity(parameters), initialize_velocity(parameters)
+
+
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9,
+                                beta2=0.999, epsilon=1e-8):
+    L = len(parameters) // 2
+    v_corrected, s_corrected = {}, {}
+    for l in range(1, L + 1):
+        for p, d in (("W", "dW"), ("b", "db")):
+            k = d + str(l)
+            v[k] = beta1 * v[k] + (1 - beta1) * grads[k]
+            v_corrected[k] = v[k] / (1 - beta1 ** t)
+            s[k] = beta2 * s[k] + (1 - beta2) * np.power(grads[k], 2)
+            s_corrected[k] = s[k] / (1 - beta2 ** t)
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v_corrected[k] / (
+                np.sqrt(s_corrected[k]) + epsilon)
+    return parameters, v, s, v_corrected, s_corrected
+
+
+def update_parameters_with_rmsprop(parameters, grads, s, beta, learning_rate, epsilon=1e-8):
+    """Not in the assignment: RMSProp in the same style, from SPEC section 2."""
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        for p, d in (("W", "dW"), ("b", "db")):
+            k = d + str(l)
+            s[k] = beta * s[k] + (1 - beta) * grads[k] ** 2
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * grads[k] / (
+                np.sqrt(s[k]) + epsilon)
+    return parameters, s
+
+
