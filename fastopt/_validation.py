@@ -14,7 +14,8 @@ import operator
 
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+FLOAT_DTYPES = (_F32, _F64)
 
 
 class MissingKeyError(KeyError, ValueError):
@@ -82,16 +83,17 @@ def check_no_overlap(written, read=()):
     """
     # Up to four arrays (one array-level update) pairwise np.may_share_memory is cheapest
     # (~0.3 us a pair); beyond that, sort the byte intervals once: O(n log n) instead of O(n^2).
+    if len(written) + len(read) <= 4:
+        for i, (name_i, a_i) in enumerate(written):
+            for name_j, a_j in written[i + 1:]:
+                if np.may_share_memory(a_i, a_j):
+                    _raise_overlap(name_i, name_j, True)
+            for name_j, a_j in read:
+                if np.may_share_memory(a_i, a_j):
+                    _raise_overlap(name_i, name_j, True)
+        return
     items = [(name, arr, True) for name, arr in written]
     items += [(name, arr, False) for name, arr in read]
-    if len(items) <= 4:
-        for i in range(len(items)):
-            name_i, a_i, w_i = items[i]
-            for j in range(i + 1, len(items)):
-                name_j, a_j, w_j = items[j]
-                if (w_i or w_j) and np.may_share_memory(a_i, a_j):
-                    _raise_overlap(name_i, name_j, w_i)
-        return
     intervals = []
     for name, arr, w in items:
         if arr.nbytes:
@@ -114,6 +116,32 @@ def _raise_overlap(first, second, first_written):
         f"must be a separate buffer (pass a copy, e.g. {other}.copy())")
 
 
+def _fast_valid(written, read):
+    """True when every array is a C-contiguous ndarray with exactly ``written[0]``'s float dtype
+    and shape, and the written ones are writeable: the common case, checked in ~1 us.
+
+    Identity tests only (``dtype is``): an equal but distinct dtype object falls through to the
+    detailed checks, which accept it. Any ``False`` means "look closer", never "invalid".
+    """
+    ref = written[0][1]
+    if type(ref) is not np.ndarray:
+        return False
+    dtype, shape = ref.dtype, ref.shape
+    if dtype is not _F32 and dtype is not _F64:
+        return False
+    for _, arr in written:
+        if type(arr) is not np.ndarray or arr.dtype is not dtype or arr.shape != shape:
+            return False
+        flags = arr.flags
+        if not (flags.c_contiguous and flags.writeable):
+            return False
+    for _, arr in read:
+        if (type(arr) is not np.ndarray or arr.dtype is not dtype or arr.shape != shape
+                or not arr.flags.c_contiguous):
+            return False
+    return True
+
+
 def check_update_arrays(written, read):
     """Validate the arrays of one update.
 
@@ -124,20 +152,25 @@ def check_update_arrays(written, read):
     read : sequence of (str, ndarray)
         Arrays only read (the gradient); they may be read-only.
     """
-    ref_name, ref = written[0]
-    check_float_array(ref, ref_name, writeable=True)
-    for name, arr in written[1:]:
-        check_float_array(arr, name, writeable=True)
-        check_same_layout(arr, name, ref, ref_name)
-    for name, arr in read:
-        check_float_array(arr, name, writeable=False)
-        check_same_layout(arr, name, ref, ref_name)
+    if not _fast_valid(written, read):
+        ref_name, ref = written[0]
+        check_float_array(ref, ref_name, writeable=True)
+        for name, arr in written[1:]:
+            check_float_array(arr, name, writeable=True)
+            check_same_layout(arr, name, ref, ref_name)
+        for name, arr in read:
+            check_float_array(arr, name, writeable=False)
+            check_same_layout(arr, name, ref, ref_name)
     check_no_overlap(written, read)
 
 
 # --- scalars ----------------------------------------------------------------------------------
 
 def _real(value, name):
+    if type(value) is float:  # the common case, without the ABC machinery below
+        if value != value:
+            raise ValueError(f"{name} must not be NaN")
+        return value
     # bool is an Integral; lr=True is a bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
@@ -177,6 +210,8 @@ def check_step(t, name="t"):
     A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
     implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
     """
+    if type(t) is int and t >= 1:
+        return t
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an integer >= 1, got bool")
     try:
