@@ -15,6 +15,8 @@ Semantics shared by both (and documented in each function):
   each entry to a new array; the values are identical, but here an array you hold a reference to
   changes too.
 """
+import math
+
 import numpy as np
 
 from . import _validation as _v
@@ -87,6 +89,73 @@ def _zeros_like_entries(parameters):
         # parameter's dtype keeps float32 models in float32 (and float64 ones unchanged).
         state[gkey] = np.zeros(param.shape, dtype=param.dtype)
     return state
+
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """Learning rate decayed every epoch: ``learning_rate0 / (1 + decay_rate * epoch_num)``.
+
+    Always computed from the initial rate, never compounded. Equal, bit for bit, to
+    ``fastopt.schedules.InverseTimeDecay(learning_rate0, decay_rate)(epoch_num)``.
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        Initial learning rate, finite and >= 0.
+    epoch_num : int or float
+        Epoch (or any step count), finite and >= 0.
+    decay_rate : float
+        Finite and >= 0.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastopt.lab import update_lr
+    >>> update_lr(0.5, 2, 1)
+    0.16666666666666666
+    """
+    learning_rate0 = _v.check_lr(learning_rate0, "learning_rate0")
+    epoch_num = _v.check_nonnegative(epoch_num, "epoch_num")
+    decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
+    return learning_rate0 / (1 + decay_rate * epoch_num)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """Learning rate decayed at fixed intervals ("staircase"):
+    ``learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval))``.
+
+    Always computed from the initial rate, never compounded. Returns a Python float (the
+    assignment's ``np.floor`` returns a NumPy float64 of the same value). Equal, bit for bit, to
+    ``InverseTimeDecay(learning_rate0, decay_rate, time_interval, staircase=True)(epoch_num)``.
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        Initial learning rate, finite and >= 0.
+    epoch_num : int or float
+        Epoch, finite and >= 0.
+    decay_rate : float
+        Finite and >= 0.
+    time_interval : int or float, default 1000
+        Epochs between drops; finite and > 0.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastopt.lab import schedule_lr_decay
+    >>> schedule_lr_decay(0.5, 100, 1, time_interval=10)
+    0.045454545454545456
+    """
+    learning_rate0 = _v.check_lr(learning_rate0, "learning_rate0")
+    epoch_num = _v.check_nonnegative(epoch_num, "epoch_num")
+    decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
+    time_interval = _v.check_positive(time_interval, "time_interval")
+    return learning_rate0 / (1 + decay_rate * math.floor(epoch_num / time_interval))
 
 
 def make_lab(ops, module):
@@ -291,12 +360,13 @@ def make_lab(ops, module):
         return parameters, v, s, v_corrected, s_corrected
 
     functions = {
-        f.__name__: f for f in (
+        f.__name__: f for f in (update_lr, schedule_lr_decay,
             update_parameters_with_gd, initialize_velocity, update_parameters_with_momentum,
             initialize_rmsprop, update_parameters_with_rmsprop, initialize_adam,
             update_parameters_with_adam)
     }
-    for f in functions.values():
-        f.__module__ = module
-        f.__qualname__ = f.__name__
+    for name, f in functions.items():
+        if f.__module__ == __name__ and f.__qualname__.startswith("make_lab."):
+            f.__module__ = module
+            f.__qualname__ = name
     return functions

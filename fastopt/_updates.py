@@ -4,11 +4,12 @@ Each function validates with the same ``fastopt._validation`` call as its twin i
 ``fastopt.reference`` (which holds the documentation), then runs the unchecked fused kernel of
 ``fastopt._ops``.
 """
+from . import _kernels as _k
 from . import _ops
 from . import _validation as _v
 from . import reference as _ref
 
-__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update"]
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa"]
 
 
 def _twin_of(reference_function):
@@ -42,3 +43,10 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
     # The bias corrections are Python doubles (float.__pow__), exactly as in the reference.
     _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - beta1 ** t, 1 - beta2 ** t)
+
+
+@_twin_of(_ref.ewa)
+def ewa(x, beta=0.9, bias_correction=False, out=None):
+    x, beta, bias_correction, out = _v.ewa_args(x, beta, bias_correction, out)
+    _k.ewa(x, out, beta, bias_correction)
+    return out

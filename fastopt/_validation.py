@@ -180,6 +180,15 @@ def _real(value, name):
     return value
 
 
+def _real_or_nonfinite(value, name):
+    """A real number as a Python float; NaN and inf allowed (data, not a hyperparameter)."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    return float(value)
+
+
 def check_lr(lr, name="lr"):
     """Return ``lr`` as a Python float; it must be finite and >= 0."""
     lr = _real(lr, name)
@@ -260,3 +269,77 @@ def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps):
     check_update_arrays((("param", param), ("m", m), ("v", v)), (("grad", grad),))
     return (check_step(t), check_lr(lr), check_beta(beta1, "beta1"), check_beta(beta2, "beta2"),
             check_eps(eps))
+
+
+def check_nonnegative(value, name):
+    """Return ``value`` as a Python float; it must be finite and >= 0."""
+    value = _real(value, name)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def check_positive(value, name):
+    """Return ``value`` as a Python float; it must be finite and > 0."""
+    value = _real(value, name)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return value
+
+
+def check_bool(value, name):
+    """Return ``value`` as a bool; it must be a bool (or numpy.bool_)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """Return ``np.dtype(dtype)``; it must be float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def ewa_args(x, beta, bias_correction, out):
+    """Validate ``ewa``'s arguments; return ``(x, beta, bias_correction, out)``.
+
+    ``x`` may be any 1-D float32/float64 ndarray (strided too: it is only read) or a list/tuple
+    of numbers, converted to float64. ``out`` is allocated when None; otherwise it must be a
+    writeable 1-D array of ``x``'s dtype and length, and may be ``x`` itself (in-place
+    smoothing is safe: element k is read before it is written) but must not partly overlap it.
+    """
+    if isinstance(x, (list, tuple)):
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("x must be a 1-D float array or a sequence of numbers") from None
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a 1-D numpy.ndarray of float32 or float64 (or a list of "
+                        f"numbers), got {_describe(x)}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"x has dtype {x.dtype}; expected float32 or float64 "
+                        f"(convert it with x.astype(np.float64))")
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D, got shape {x.shape}; smooth one series at a time "
+                         f"(e.g. x.ravel() or a row x[i])")
+    beta = check_beta(beta, "beta")
+    bias_correction = check_bool(bias_correction, "bias_correction")
+    if out is None:
+        out = np.empty(x.shape, x.dtype)
+    else:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray or None, got {_describe(out)}")
+        check_same_layout(out, "out", x, "x")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only; pass a writeable array or out=None")
+        same_view = (out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+                     and out.strides == x.strides)
+        if not same_view and np.shares_memory(out, x):
+            raise ValueError("out partly overlaps x; pass out=x itself (in-place smoothing) "
+                             "or a separate array")
+    return x, beta, bias_correction, out

@@ -43,16 +43,24 @@ def test_steady_state_step_allocates_no_array(rule, dtype):
     assert current - base < 4_096, f"{current - base} bytes still held after 50 steps"
 
 
-def test_kernels_release_the_gil():
+LONG_CALLS = {
+    # ~30 ms each on this machine
+    "adam": lambda n: (lambda p, g, m, v: lambda: fastopt.adam_update(p, g, m, v, 1, 0.01))(
+        np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32),
+        np.zeros(n, np.float32)),
+    "ewa": lambda n: (lambda x, out: lambda: fastopt.ewa(x, 0.9, True, out))(
+        np.ones(n // 2, np.float32), np.empty(n // 2, np.float32)),
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(LONG_CALLS))
+def test_kernels_release_the_gil(kernel):
     """While a long kernel runs, another Python thread makes progress.
 
     With a 10 s switch interval a thread can only take the GIL when its holder releases it. If
     the kernel held the GIL, the counter thread could not run at all during the call.
     """
-    n = 20_000_000  # ~30 ms of Adam on this machine
-    p = np.zeros(n, np.float32)
-    g = np.ones(n, np.float32)
-    m, v = np.zeros_like(p), np.zeros_like(p)
+    call = LONG_CALLS[kernel](20_000_000)
     count = [0]
     stop = threading.Event()
 
@@ -68,7 +76,7 @@ def test_kernels_release_the_gil():
         sys.setswitchinterval(10.0)
         time.sleep(0.02)  # let a GIL request made under the old interval lapse
         before = count[0]
-        fastopt.adam_update(p, g, m, v, 1, 0.01)
+        call()
         during = count[0] - before
     finally:
         stop.set()

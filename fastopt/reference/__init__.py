@@ -9,9 +9,10 @@ The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with t
 functions of ``fastopt.reference.lab``); the functions here validate, then call it.
 """
 from .. import _validation as _v
+from .._smoothing import EWA
 from . import _ops
 
-__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update"]
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA"]
 
 
 def sgd_update(param, grad, lr):
@@ -183,3 +184,46 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     """
     t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
     _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - beta1 ** t, 1 - beta2 ** t)
+
+
+def ewa(x, beta=0.9, bias_correction=False, out=None):
+    """Exponentially weighted average of a 1-D series (../shared/SPEC.md section 3).
+
+    .. math::
+
+        v_0 = 0, \\quad v_k = \\beta v_{k-1} + (1 - \\beta)\\, x_k, \\qquad
+        \\mathrm{out}_k = v_k \\;\\text{ or }\\; v_k / (1 - \\beta^k)
+
+    Arithmetic is in ``x``'s dtype, each scalar rounded once (``1 - beta**k`` computed in double
+    with ``float.__pow__``). The reference is a plain loop over :class:`fastopt.EWA`.
+
+    Parameters
+    ----------
+    x : ndarray or sequence of float
+        1-D float32/float64 array (any stride; only read), or a list/tuple of numbers (taken as
+        float64).
+    beta : float, default 0.9
+        ``0 <= beta < 1``.
+    bias_correction : bool, default False
+        Divide the k-th average by ``1 - beta**k``.
+    out : ndarray, optional
+        Where to write: 1-D, ``x``'s dtype and length, writeable. ``out=x`` smooths in place.
+
+    Returns
+    -------
+    ndarray
+        ``out`` (a new array when ``out`` is None).
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> fastopt.ewa(np.array([1.0, 1.0, 1.0]), beta=0.5)
+    array([0.5  , 0.75 , 0.875])
+    >>> fastopt.ewa(np.array([1.0, 1.0, 1.0]), beta=0.5, bias_correction=True)
+    array([1., 1., 1.])
+    """
+    x, beta, bias_correction, out = _v.ewa_args(x, beta, bias_correction, out)
+    average = EWA(beta, bias_correction, x.dtype)
+    for k in range(x.shape[0]):
+        out[k] = average.update(x[k])
+    return out
