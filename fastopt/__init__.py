@@ -7,14 +7,19 @@ Array level (in place, float32/float64, C-contiguous, any shape):
 
 Exponentially weighted averages: ``ewa`` (an array at once) and ``EWA`` (streaming).
 Learning-rate schedules: ``fastopt.schedules``.
+Shuffled mini-batches over reused buffers: ``MiniBatches``, ``minibatches``.
+Threads: ``set_num_threads``, ``get_num_threads``, ``num_threads`` (``FASTOPT_NUM_THREADS``).
 Dictionary level, the Deep Learning Specialization's functions: ``fastopt.lab``.
 Comparison helpers (ULP distance, bitwise assertions): ``fastopt.testing``.
 """
 from . import lab, reference, schedules, testing
+from ._minibatch import MiniBatches, minibatches
 from ._smoothing import EWA
+from ._threads import get_num_threads, num_threads, set_num_threads
 from ._updates import adam_update, ewa, momentum_update, rmsprop_update, sgd_update
 
 __version__ = "0.1.0"
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
-           "schedules"]
+           "MiniBatches", "minibatches", "schedules", "set_num_threads", "get_num_threads",
+           "num_threads"]

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from . import _validation as _v
+from ._minibatch import column_batches
 
 
 def _layer_keys(parameters):
@@ -156,6 +157,20 @@ def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000)
     decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
     time_interval = _v.check_positive(time_interval, "time_interval")
     return learning_rate0 / (1 + decay_rate * math.floor(epoch_num / time_interval))
+
+
+def _random_mini_batches(ops, X, Y, mini_batch_size, seed):
+    if Y is None:
+        raise TypeError("Y must be a numpy.ndarray of labels, got None")
+    m = _v.minibatch_data(X, Y, 1)
+    mini_batch_size = _v.check_count(mini_batch_size, "mini_batch_size")
+    seed = _v.check_legacy_seed(seed)
+    np.random.seed(seed)  # the assignment's side effect on NumPy's global generator, kept
+    permutation = np.random.permutation(m)
+    x_blocks = column_batches(ops, X, permutation, mini_batch_size)
+    y2 = Y[np.newaxis, :] if Y.ndim == 1 else Y
+    y_blocks = column_batches(ops, y2, permutation, mini_batch_size)
+    return list(zip(x_blocks, y_blocks))
 
 
 def make_lab(ops, module):
@@ -359,8 +374,49 @@ def make_lab(ops, module):
             s_corrected[gkey] = sq / bias2
         return parameters, v, s, v_corrected, s_corrected
 
+    def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+        """Shuffle ``(X, Y)`` and split it into mini-batches, exactly as the assignment does.
+
+        1. ``np.random.seed(seed)`` -- NumPy's **global** legacy generator is reseeded, as in the
+           assignment (code that relies on that side effect keeps working);
+        2. ``permutation = np.random.permutation(m)``;
+        3. ``floor(m / mini_batch_size)`` full batches of the permuted columns, in order, then
+           one batch with the remaining ``m % mini_batch_size`` columns if there are any.
+
+        The batches hold the same values, bit for bit, as the assignment's for the same seed.
+        They differ in form only: each is its own C-contiguous ``(n_x, bk)`` array, where the
+        assignment's are strided views of one shuffled copy of X.
+
+        Parameters
+        ----------
+        X : ndarray
+            ``(n_x, m)``: one example per column. Any dtype but object, any strides.
+        Y : ndarray
+            ``(1, m)`` labels of any dtype (bool, int, float), or 1-D ``(m,)``, taken as
+            ``(1, m)``. A ``(c, m)`` array (one-hot labels) gives ``(c, bk)`` batches; the
+            assignment's ``reshape((1, m))`` would reject it.
+        mini_batch_size : int, default 64
+            >= 1.
+        seed : int, default 0
+            Seed for ``np.random.seed``, in [0, 2**32).
+
+        Returns
+        -------
+        list of (ndarray, ndarray)
+            ``(mini_batch_X, mini_batch_Y)`` pairs.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastopt import lab
+        >>> X = np.arange(10.0).reshape(2, 5); Y = np.array([[0, 1, 0, 1, 1]])
+        >>> [(x.shape, y.tolist()) for x, y in lab.random_mini_batches(X, Y, 2, seed=0)]
+        [((2, 2), [[0, 0]]), ((2, 2), [[1, 1]]), ((2, 1), [[1]])]
+        """
+        return _random_mini_batches(ops, X, Y, mini_batch_size, seed)
+
     functions = {
-        f.__name__: f for f in (update_lr, schedule_lr_decay,
+        f.__name__: f for f in (update_lr, schedule_lr_decay, random_mini_batches,
             update_parameters_with_gd, initialize_velocity, update_parameters_with_momentum,
             initialize_rmsprop, update_parameters_with_rmsprop, initialize_adam,
             update_parameters_with_adam)

@@ -21,3 +21,8 @@ def rmsprop(param, grad, sq_avg, lr, beta, eps):
 def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
     _k.adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
             lr, beta1, beta2, eps, bias1, bias2)
+
+
+# Mini-batch gathers: the kernels take the arrays as they are (any strides; outputs contiguous).
+columns_into = _k.columns_into
+take_rows = _k.take_rows

@@ -343,3 +343,79 @@ def ewa_args(x, beta, bias_correction, out):
             raise ValueError("out partly overlaps x; pass out=x itself (in-place smoothing) "
                              "or a separate array")
     return x, beta, bias_correction, out
+
+
+# --- mini-batches -------------------------------------------------------------------------------
+
+def check_count(value, name, minimum=1):
+    """Return ``value`` as a Python int; it must be an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_axis(axis):
+    """Return the example axis of 2-D data: 0 (one example per row) or 1 (per column)."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be 0 or 1, got {_describe(axis)}")
+    axis = operator.index(axis)
+    if axis not in (0, 1, -1, -2):
+        raise ValueError(f"axis must be 0 (one example per row) or 1 (one example per column), "
+                         f"got {axis}")
+    return axis % 2
+
+
+def _check_data_array(arr, name):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {_describe(arr)}; convert it once "
+                        f"with np.asarray({name})")
+    if arr.dtype.hasobject:
+        raise TypeError(f"{name} has dtype {arr.dtype}; mini-batches copy raw values, so object "
+                        f"arrays are not supported (convert to a numeric or bool dtype)")
+
+
+def minibatch_data(X, Y, axis):
+    """Validate data for mini-batching; return the number of examples ``m``.
+
+    ``X`` is 2-D with its examples along ``axis``. ``Y`` is None, 1-D with ``m`` entries, or 2-D
+    with ``m`` examples along the same axis. Any dtype but object; any strides (only read).
+    """
+    _check_data_array(X, "X")
+    if X.ndim != 2:
+        layout = "(features, examples)" if axis == 1 else "(examples, features)"
+        raise ValueError(f"X must be 2-D {layout}, got shape {X.shape}")
+    m = X.shape[axis]
+    if m == 0:
+        raise ValueError(f"X has no examples (shape {X.shape}, examples along axis {axis}); "
+                         f"there is nothing to batch")
+    if Y is not None:
+        _check_data_array(Y, "Y")
+        if Y.ndim not in (1, 2):
+            raise ValueError(f"Y must be 1-D or 2-D, got shape {Y.shape}")
+        m_y = Y.shape[0] if Y.ndim == 1 else Y.shape[axis]
+        if m_y != m:
+            raise ValueError(f"Y has {m_y} examples (shape {Y.shape}); expected {m}, the number "
+                             f"of examples in X (shape {X.shape}, axis {axis})")
+    return m
+
+
+def check_legacy_seed(seed):
+    """``seed`` for ``np.random.seed``: None or an integer in [0, 2**32)."""
+    if seed is None:
+        return None
+    seed = check_count(seed, "seed", 0)
+    if seed >= 2 ** 32:
+        raise ValueError(f"seed must be < 2**32 (NumPy's legacy generator), got {seed}")
+    return seed
+
+
+def check_rng(seed):
+    """Return a ``np.random.Generator`` for ``seed``: None, an int >= 0, or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        seed = check_count(seed, "seed", 0)
+    return np.random.default_rng(seed)

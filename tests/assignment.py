@@ -64,3 +64,24 @@ def update_parameters_with_rmsprop(parameters, grads, s, beta, learning_rate, ep
     return parameters, s
 
 
+
+
+def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+    import math
+    np.random.seed(seed)
+    m = X.shape[1]
+    mini_batches = []
+    permutation = list(np.random.permutation(m))
+    shuffled_X = X[:, permutation]
+    shuffled_Y = Y[:, permutation].reshape((1, m))
+    inc = mini_batch_size
+    num_complete_minibatches = math.floor(m / mini_batch_size)
+    for k in range(0, num_complete_minibatches):
+        mini_batch_X = shuffled_X[:, k * inc:(k + 1) * inc]
+        mini_batch_Y = shuffled_Y[:, k * inc:(k + 1) * inc]
+        mini_batches.append((mini_batch_X, mini_batch_Y))
+    if m % mini_batch_size != 0:
+        mini_batch_X = shuffled_X[:, num_complete_minibatches * inc:]
+        mini_batch_Y = shuffled_Y[:, num_complete_minibatches * inc:]
+        mini_batches.append((mini_batch_X, mini_batch_Y))
+    return mini_batches

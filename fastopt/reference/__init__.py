@@ -8,11 +8,25 @@ rounds each Python-float hyperparameter once to the array dtype (NEP 50), which 
 The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
 functions of ``fastopt.reference.lab``); the functions here validate, then call it.
 """
+from .. import _minibatch
 from .. import _validation as _v
 from .._smoothing import EWA
 from . import _ops
 
-__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA"]
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
+           "MiniBatches", "minibatches"]
+
+
+class MiniBatches(_minibatch.MiniBatches):
+    __doc__ = _minibatch.MiniBatches.__doc__
+    _ops = _ops  # NumPy fancy indexing instead of the Cython gathers
+
+
+def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, copy=False):
+    return iter(MiniBatches(X, Y, batch_size, seed, axis, drop_last, copy))
+
+
+minibatches.__doc__ = _minibatch.minibatches.__doc__
 
 
 def sgd_update(param, grad, lr):

@@ -39,3 +39,14 @@ def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
     v[...] = beta2 * v + (1 - beta2) * (grad * grad)
     v_hat = v / bias2
     param[...] = param - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def columns_into(src, perm, batch, blocks):
+    """``blocks[k][...] = src[:, perm[k*batch : (k+1)*batch]]`` for every batch k."""
+    for k, block in enumerate(blocks):
+        block[...] = src[:, perm[k * batch:(k + 1) * batch]]
+
+
+def take_rows(src, rows, out):
+    """``out[j] = src[rows[j]]`` for 2-D ``src``."""
+    out[...] = src[rows]

@@ -1,0 +1,73 @@
+"""Thread count for the kernels: ``FASTOPT_NUM_THREADS``, ``set_num_threads``, ``num_threads``.
+
+One process-wide setting, read by every kernel at call time. Kernels split work over threads only
+above a size they measured as worth it; the result never depends on the count (each element is
+computed the same way wherever the split falls).
+"""
+import contextlib
+import os
+
+from . import _kernels as _k
+from . import _validation as _v
+
+ENV_VAR = "FASTOPT_NUM_THREADS"
+
+
+def _machine_cores():
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _from_environment():
+    text = os.environ.get(ENV_VAR, "").strip()
+    if not text:
+        return _machine_cores()
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{ENV_VAR} must be a whole number >= 1, got {text!r}; unset it to use "
+                         f"every core ({_machine_cores()})")
+    return n
+
+
+def set_num_threads(n):
+    """Set how many threads large kernels may use (process-wide).
+
+    Parameters
+    ----------
+    n : int
+        >= 1. The default is ``FASTOPT_NUM_THREADS`` if set, else the cores this process may use.
+    """
+    n = _v.check_step(n, "n")
+    _k.set_num_threads(n)
+
+
+def get_num_threads():
+    """Return the number of threads large kernels may use."""
+    return _k.get_num_threads()
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Context manager: use ``n`` threads inside the block, then restore the previous count.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> with fastopt.num_threads(1):
+    ...     fastopt.get_num_threads()
+    1
+    """
+    previous = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        _k.set_num_threads(previous)
+
+
+_k.set_num_threads(_from_environment())
