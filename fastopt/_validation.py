@@ -81,9 +81,8 @@ def check_no_overlap(written, read=()):
     caller checked), so each occupies exactly the bytes ``[data, data + nbytes)`` and an interval
     test is exact. Two read-only arrays may overlap (the same gradient twice is harmless).
     """
-    # Up to four arrays (one array-level update) pairwise np.may_share_memory is cheapest
-    # (~0.3 us a pair); beyond that, sort the byte intervals once: O(n log n) instead of O(n^2).
     if len(written) + len(read) <= 4:
+        # One array-level update: pairwise np.may_share_memory (~0.2 us a pair) is cheapest.
         for i, (name_i, a_i) in enumerate(written):
             for name_j, a_j in written[i + 1:]:
                 if np.may_share_memory(a_i, a_j):
@@ -91,6 +90,22 @@ def check_no_overlap(written, read=()):
             for name_j, a_j in read:
                 if np.may_share_memory(a_i, a_j):
                     _raise_overlap(name_i, name_j, True)
+        return
+    # Many arrays (a dictionary of layers). Arrays that own their memory never overlap unless
+    # they are the same object, so when every array owns its data an identity test is exact
+    # (~2 us for 24 arrays, against ~40 us for the interval sweep below: __array_interface__
+    # costs ~1.4 us an array).
+    if all(arr.flags.owndata for _, arr in written) and all(
+            arr.flags.owndata for _, arr in read):
+        seen = {}
+        for name, arr in written:
+            other = seen.setdefault(id(arr), name)
+            if other is not name:
+                _raise_overlap(other, name, True)
+        for name, arr in read:
+            other = seen.get(id(arr))
+            if other is not None:
+                _raise_overlap(other, name, True)
         return
     items = [(name, arr, True) for name, arr in written]
     items += [(name, arr, False) for name, arr in read]
@@ -143,7 +158,7 @@ def _fast_valid(written, read):
 
 
 def check_update_arrays(written, read):
-    """Validate the arrays of one update.
+    """Validate the arrays of one update: :func:`check_update_layout`, then no overlap.
 
     Parameters
     ----------
@@ -152,6 +167,12 @@ def check_update_arrays(written, read):
     read : sequence of (str, ndarray)
         Arrays only read (the gradient); they may be read-only.
     """
+    check_update_layout(written, read)
+    check_no_overlap(written, read)
+
+
+def check_update_layout(written, read):
+    """Check dtype, shape, contiguity and writeability (not overlap) of one update's arrays."""
     if not _fast_valid(written, read):
         ref_name, ref = written[0]
         check_float_array(ref, ref_name, writeable=True)
@@ -161,7 +182,6 @@ def check_update_arrays(written, read):
         for name, arr in read:
             check_float_array(arr, name, writeable=False)
             check_same_layout(arr, name, ref, ref_name)
-    check_no_overlap(written, read)
 
 
 # --- scalars ----------------------------------------------------------------------------------

@@ -85,3 +85,60 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
         mini_batch_Y = shuffled_Y[:, num_complete_minibatches * inc:]
         mini_batches.append((mini_batch_X, mini_batch_Y))
     return mini_batches
+
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    return learning_rate0 / (1 + decay_rate * epoch_num)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    return learning_rate0 / (1 + decay_rate * np.floor(epoch_num / time_interval))
+
+
+def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
+          beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True, decay=None,
+          decay_rate=1, *, net):
+    """The assignment's training loop (SPEC section 6) over the assignment's updates and
+    batches; ``net`` supplies initialize_parameters/forward/backward/compute_cost."""
+    costs = []
+    t = 0
+    seed = 10
+    m = X.shape[1]
+    learning_rate0 = learning_rate
+    parameters = net.initialize_parameters(layers_dims)
+    if optimizer == "momentum":
+        v = initialize_velocity(parameters)
+    elif optimizer == "adam":
+        v, s = initialize_adam(parameters)
+    elif optimizer == "rmsprop":
+        s = initialize_velocity(parameters)
+    for i in range(num_epochs):
+        seed = seed + 1
+        minibatches = random_mini_batches(X, Y, mini_batch_size, seed)
+        cost_total = 0
+        for minibatch_X, minibatch_Y in minibatches:
+            a3, caches = net.forward_propagation(minibatch_X, parameters)
+            cost_total += net.compute_cost(a3, minibatch_Y)
+            grads = net.backward_propagation(minibatch_X, minibatch_Y, caches)
+            if optimizer == "gd":
+                parameters = update_parameters_with_gd(parameters, grads, learning_rate)
+            elif optimizer == "momentum":
+                parameters, v = update_parameters_with_momentum(parameters, grads, v, beta,
+                                                                learning_rate)
+            elif optimizer == "adam":
+                t = t + 1
+                parameters, v, s, _, _ = update_parameters_with_adam(
+                    parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon)
+            else:
+                parameters, s = update_parameters_with_rmsprop(parameters, grads, s, beta,
+                                                               learning_rate, epsilon)
+        cost_avg = cost_total / m
+        if decay:
+            learning_rate = decay(learning_rate0, i, decay_rate)
+        if print_cost and i % 1000 == 0:
+            print("Cost after epoch %i: %f" % (i, cost_avg))
+            if decay:
+                print("learning rate after epoch %i: %f" % (i, learning_rate))
+        if i % 100 == 0:
+            costs.append(cost_avg)
+    return parameters, costs
