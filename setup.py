@@ -16,6 +16,7 @@ output element is computed the same way whatever the split, so the bits never de
 ``-O0 -g``: slower, but an out-of-bounds index raises instead of reading past an array.
 """
 import os
+import platform
 import sys
 
 import numpy
@@ -43,10 +44,30 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
+# Runtime SIMD dispatch: the same kernels are compiled once portably (x86-64: SSE2) and once
+# more per instruction-set variant; fastopt._dispatch imports the best one the CPU supports.
+# Measured on this AMD EPYC (Zen 4), Adam float32 at 1e6 items, one thread: SSE2 1031 us,
+# AVX2 522 us, AVX-512 (512-bit vectors) 502 us; at 1e7: 10.6, 5.9, 6.1 ms. The updates are
+# bound by the divider, which is 256 bits wide here, so an AVX-512 variant does not pay off and
+# is not built. -mavx2 does not enable FMA (and -ffp-contract=off would forbid contracting).
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+VARIANTS = {"baseline": ("fastopt._kernels", "fastopt/_kernels.pyx", [])}
+if X86:
+    VARIANTS["avx2"] = ("fastopt._kernels_avx2", "fastopt/_kernels_avx2.pyx",
+                        ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2"])
+
+
+def _quoted(text):
+    return '"' + text.replace('"', "'") + '"'
+
+
 extensions = [
-    Extension("fastopt._kernels", ["fastopt/_kernels.pyx"], extra_compile_args=COMPILE_ARGS,
+    Extension(name, [source], extra_compile_args=COMPILE_ARGS + flags,
               extra_link_args=LINK_ARGS, include_dirs=[numpy.get_include()],
-              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]),
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION"),
+                             ("FASTOPT_VARIANT", _quoted(variant)),
+                             ("FASTOPT_CFLAGS", _quoted(" ".join(COMPILE_ARGS + flags)))])
+    for variant, (name, source, flags) in VARIANTS.items()
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

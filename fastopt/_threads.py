@@ -7,7 +7,7 @@ computed the same way wherever the split falls).
 import contextlib
 import os
 
-from . import _kernels as _k
+from . import _dispatch
 from . import _validation as _v
 
 ENV_VAR = "FASTOPT_NUM_THREADS"
@@ -43,12 +43,17 @@ def set_num_threads(n):
         >= 1. The default is ``FASTOPT_NUM_THREADS`` if set, else the cores this process may use.
     """
     n = _v.check_step(n, "n")
-    _k.set_num_threads(n)
+    _set_everywhere(n)
+
+
+def _set_everywhere(n):
+    for module in _dispatch.MODULES.values():  # each variant keeps its own count
+        module.set_num_threads(n)
 
 
 def get_num_threads():
     """Return the number of threads large kernels may use."""
-    return _k.get_num_threads()
+    return _dispatch.kernels.get_num_threads()
 
 
 @contextlib.contextmanager
@@ -67,7 +72,7 @@ def num_threads(n):
     try:
         yield
     finally:
-        _k.set_num_threads(previous)
+        _set_everywhere(previous)
 
 
-_k.set_num_threads(_from_environment())
+_set_everywhere(_from_environment())

@@ -4,7 +4,6 @@ Each function validates with the same ``fastopt._validation`` call as its twin i
 ``fastopt.reference`` (which holds the documentation), then runs the unchecked fused kernel of
 ``fastopt._ops``.
 """
-from . import _kernels as _k
 from . import _ops
 from . import _validation as _v
 from . import reference as _ref
@@ -48,5 +47,5 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
 @_twin_of(_ref.ewa)
 def ewa(x, beta=0.9, bias_correction=False, out=None):
     x, beta, bias_correction, out = _v.ewa_args(x, beta, bias_correction, out)
-    _k.ewa(x, out, beta, bias_correction)
+    _ops.ewa(x, out, beta, bias_correction)
     return out

@@ -56,7 +56,7 @@ def test_matches_spec(ewa, dtype, n, beta, bias_correction):
 
 @pytest.mark.parametrize("bias_correction", [False, True])
 @pytest.mark.parametrize("beta", [0.5, 0.9, 0.999])
-def test_long_series_fast_equals_reference(dtype, beta, bias_correction):
+def test_long_series_fast_equals_reference(fast_config, dtype, beta, bias_correction):
     # 20_000 values: long enough for the bias correction to round to exactly 1 in both dtypes
     # for beta 0.5 and 0.9 (where the kernel stops calling pow), and not yet for 0.999.
     x = series(20_000, dtype, seed=5)

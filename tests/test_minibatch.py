@@ -103,6 +103,16 @@ def test_fastopt_lab_matches_reference_lab_large():
                                  fastopt.reference.lab.random_mini_batches(X, Y, 64, 9))
 
 
+@pytest.mark.parametrize("axis", [1, 0])
+def test_gathers_on_every_path(fast_config, axis):
+    """Small data with the thread thresholds forced to 0: split gathers, every SIMD variant."""
+    X = data((7, 301) if axis == 1 else (301, 7), np.float64)
+    Y = data((301,), np.uint8)
+    assert_batches_equal(list(fastopt.MiniBatches(X, Y, 16, seed=3, axis=axis, copy=True)),
+                         list(fastopt.reference.MiniBatches(X, Y, 16, seed=3, axis=axis,
+                                                            copy=True)))
+
+
 def expected_epoch(X, Y, batch, perm, axis, drop_last):
     """Independent expectation: fancy indexing of each batch's slice of the permutation."""
     m = X.shape[axis]

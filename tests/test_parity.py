@@ -1,5 +1,8 @@
 """Bit-identical parity: implementation x dtype x size x hyperparameters x 20+ steps.
 
+"Implementation" is the reference and fastopt on every SIMD variant this machine runs, serial and
+split over two threads (see conftest.py).
+
 Every array either implementation writes is compared with ``np.testing.assert_array_equal`` (same
 values and NaN positions) and with ``fastopt.testing.assert_ulp_equal`` (same bits, signed zeros
 included), against an expectation computed independently from SPEC section 2 (``oracle``) before
@@ -85,7 +88,7 @@ def test_matches_spec(impl, rule, hp_index, shape, dtype):
 @pytest.mark.parametrize("shape", [(1,), (17,), (1000,), (100003,), (37, 29)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("rule,hp_index", CASES)
-def test_fastopt_matches_reference(rule, hp_index, shape, dtype):
+def test_fastopt_matches_reference(fast_config, rule, hp_index, shape, dtype):
     hp = HYPER[rule][hp_index]
     fast = run_steps(fastopt, rule, shape, dtype, hp, seed=7)
     ref = run_steps(fastopt.reference, rule, shape, dtype, hp, seed=7)

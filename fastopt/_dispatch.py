@@ -1,0 +1,79 @@
+"""Runtime SIMD dispatch: which compiled variant of the kernels runs.
+
+Every variant is the same ``_kernels.pyx`` compiled with different flags (see setup.py), so they
+compute exactly the same bits; only speed differs. At import the best variant that was built and
+that the CPU supports is chosen, unless ``FASTOPT_SIMD`` names another one (to force a lower path,
+e.g. ``FASTOPT_SIMD=baseline``). ``use(name)`` switches at run time (the tests run every path).
+"""
+import contextlib
+import importlib
+import os
+import warnings
+
+from . import _kernels as _baseline
+
+ENV_VAR = "FASTOPT_SIMD"
+ORDER = ("baseline", "avx2")  # lowest to highest
+_MODULE_NAMES = {"baseline": "fastopt._kernels", "avx2": "fastopt._kernels_avx2"}
+_CPU_SUPPORTS = {"baseline": lambda: True, "avx2": _baseline.cpu_has_avx2}
+
+
+def _load_available():
+    modules = {}
+    for name in ORDER:
+        if not _CPU_SUPPORTS[name]():
+            continue
+        try:
+            modules[name] = importlib.import_module(_MODULE_NAMES[name])
+        except ImportError:  # not built for this platform (e.g. avx2 on aarch64)
+            continue
+    return modules
+
+
+MODULES = _load_available()
+"""Variant name -> kernel module, for every variant built and supported by this CPU."""
+
+
+def available():
+    """Names of the variants this machine can run, lowest first."""
+    return list(MODULES)
+
+
+def _initial():
+    requested = os.environ.get(ENV_VAR, "").strip().lower()
+    if not requested:
+        return available()[-1]
+    if requested not in ORDER:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(ORDER)}, got {requested!r}")
+    if requested not in MODULES:
+        fallback = available()[-1]
+        warnings.warn(f"{ENV_VAR}={requested} is not available on this machine (available: "
+                      f"{', '.join(available())}); using {fallback}", RuntimeWarning,
+                      stacklevel=2)
+        return fallback
+    return requested
+
+
+current = _initial()
+kernels = MODULES[current]
+"""The kernel module in use; fastopt._ops calls through this name."""
+
+
+def use(name):
+    """Switch every kernel call to variant ``name`` (one of :func:`available`)."""
+    global current, kernels
+    if name not in MODULES:
+        raise ValueError(f"SIMD variant {name!r} is not available here; choose from "
+                         f"{', '.join(available())}")
+    current, kernels = name, MODULES[name]
+
+
+@contextlib.contextmanager
+def using(name):
+    """Context manager: run the block on variant ``name``, then switch back."""
+    previous = current
+    use(name)
+    try:
+        yield
+    finally:
+        use(previous)
