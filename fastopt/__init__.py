@@ -4,6 +4,9 @@
 
 Array level (in place, float32/float64, C-contiguous, any shape):
 ``sgd_update``, ``momentum_update``, ``rmsprop_update``, ``adam_update``.
+Optimizer objects owning state and step count: ``SGD``, ``Momentum``, ``RMSProp``, ``Adam``;
+``pack``/``pack_like`` put many arrays in one buffer so that a step is one kernel call.
+Build and runtime configuration (SIMD path, threads, flags): ``show_config()``.
 
 Exponentially weighted averages: ``ewa`` (an array at once) and ``EWA`` (streaming).
 Learning-rate schedules: ``fastopt.schedules``.
@@ -13,7 +16,10 @@ Dictionary level, the Deep Learning Specialization's functions: ``fastopt.lab``.
 Comparison helpers (ULP distance, bitwise assertions): ``fastopt.testing``.
 """
 from . import lab, reference, schedules, testing
+from ._config import show_config
 from ._minibatch import MiniBatches, minibatches
+from ._optim import SGD, Adam, Momentum, NonFiniteGradientError, Optimizer, RMSProp
+from ._packing import PackedArrays, pack, pack_like
 from ._smoothing import EWA
 from ._threads import get_num_threads, num_threads, set_num_threads
 from ._updates import adam_update, ewa, momentum_update, rmsprop_update, sgd_update
@@ -22,4 +28,5 @@ __version__ = "0.1.0"
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
            "MiniBatches", "minibatches", "schedules", "set_num_threads", "get_num_threads",
-           "num_threads"]
+           "num_threads", "SGD", "Momentum", "RMSProp", "Adam", "Optimizer",
+           "NonFiniteGradientError", "pack", "pack_like", "PackedArrays", "show_config"]

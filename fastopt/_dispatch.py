@@ -10,6 +10,8 @@ import importlib
 import os
 import warnings
 
+import numpy as np
+
 from . import _kernels as _baseline
 
 ENV_VAR = "FASTOPT_SIMD"
@@ -54,18 +56,31 @@ def _initial():
     return requested
 
 
+# The float and double specialisations of each fused kernel. Calling a specialisation directly
+# skips Cython's fused-type dispatch, measured at 0.7 us of a 1.85 us call (Adam, 1000 float32).
+FUSED = ("sgd", "momentum", "rmsprop", "adam", "ewa", "all_finite", "as_view")
+_SPECIALISATION = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def _table(module):
+    return {(rule, dtype): getattr(module, rule)[name]
+            for rule in FUSED for dtype, name in _SPECIALISATION.items()}
+
+
 current = _initial()
 kernels = MODULES[current]
 """The kernel module in use; fastopt._ops calls through this name."""
+table = _table(kernels)
+"""(rule, dtype) -> specialised kernel of the module in use; a new dict after each switch."""
 
 
 def use(name):
     """Switch every kernel call to variant ``name`` (one of :func:`available`)."""
-    global current, kernels
+    global current, kernels, table
     if name not in MODULES:
         raise ValueError(f"SIMD variant {name!r} is not available here; choose from "
                          f"{', '.join(available())}")
-    current, kernels = name, MODULES[name]
+    current, kernels, table = name, MODULES[name], _table(MODULES[name])
 
 
 @contextlib.contextmanager

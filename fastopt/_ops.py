@@ -7,27 +7,37 @@ the kernels the 1-D contiguous buffers they take. Calls go to the SIMD variant c
 from . import _dispatch
 
 
+def kernel_table():
+    """(rule, dtype) -> kernel for 1-D arrays, in the SIMD variant in use. The dict is replaced
+    (not changed) when the variant changes, so a caller may cache by its identity."""
+    return _dispatch.table
+
+
 def sgd(param, grad, lr):
-    _dispatch.kernels.sgd(param.reshape(-1), grad.reshape(-1), lr)
+    _dispatch.table["sgd", param.dtype](param.reshape(-1), grad.reshape(-1), lr)
 
 
 def momentum(param, grad, velocity, lr, beta):
-    _dispatch.kernels.momentum(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), lr,
-                               beta)
+    _dispatch.table["momentum", param.dtype](param.reshape(-1), grad.reshape(-1),
+                                             velocity.reshape(-1), lr, beta)
 
 
 def rmsprop(param, grad, sq_avg, lr, beta, eps):
-    _dispatch.kernels.rmsprop(param.reshape(-1), grad.reshape(-1), sq_avg.reshape(-1), lr, beta,
-                              eps)
+    _dispatch.table["rmsprop", param.dtype](param.reshape(-1), grad.reshape(-1),
+                                            sq_avg.reshape(-1), lr, beta, eps)
 
 
 def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
-    _dispatch.kernels.adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-                           lr, beta1, beta2, eps, bias1, bias2)
+    _dispatch.table["adam", param.dtype](param.reshape(-1), grad.reshape(-1), m.reshape(-1),
+                                         v.reshape(-1), lr, beta1, beta2, eps, bias1, bias2)
+
+
+def all_finite(x):
+    return _dispatch.table["all_finite", x.dtype](x.reshape(-1))
 
 
 def ewa(x, out, beta, bias_correction):
-    _dispatch.kernels.ewa(x, out, beta, bias_correction)
+    _dispatch.table["ewa", x.dtype](x, out, beta, bias_correction)
 
 
 # Mini-batch gathers: the kernels take the arrays as they are (any strides; outputs contiguous).

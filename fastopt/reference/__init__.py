@@ -8,13 +8,34 @@ rounds each Python-float hyperparameter once to the array dtype (NEP 50), which 
 The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
 functions of ``fastopt.reference.lab``); the functions here validate, then call it.
 """
-from .. import _minibatch
+from .. import _minibatch, _optim
 from .. import _validation as _v
 from .._smoothing import EWA
 from . import _ops
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
-           "MiniBatches", "minibatches"]
+           "MiniBatches", "minibatches", "SGD", "Momentum", "RMSProp", "Adam"]
+
+
+# The optimizer objects over the reference arithmetic: same code, same behaviour, same errors.
+class SGD(_optim.SGD):
+    __doc__ = _optim.SGD.__doc__
+    _ops = _ops
+
+
+class Momentum(_optim.Momentum):
+    __doc__ = _optim.Momentum.__doc__
+    _ops = _ops
+
+
+class RMSProp(_optim.RMSProp):
+    __doc__ = _optim.RMSProp.__doc__
+    _ops = _ops
+
+
+class Adam(_optim.Adam):
+    __doc__ = _optim.Adam.__doc__
+    _ops = _ops
 
 
 class MiniBatches(_minibatch.MiniBatches):

@@ -41,6 +41,10 @@ def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
     param[...] = param - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
+def all_finite(x):
+    return bool(np.isfinite(x).all())
+
+
 def columns_into(src, perm, batch, blocks):
     """``blocks[k][...] = src[:, perm[k*batch : (k+1)*batch]]`` for every batch k."""
     for k, block in enumerate(blocks):
@@ -50,3 +54,17 @@ def columns_into(src, perm, batch, blocks):
 def take_rows(src, rows, out):
     """``out[j] = src[rows[j]]`` for 2-D ``src``."""
     out[...] = src[rows]
+
+
+def as_view(x):
+    return x
+
+
+_TABLE = {(rule, np.dtype(dt)): globals()[rule]
+          for rule in ("sgd", "momentum", "rmsprop", "adam", "as_view")
+          for dt in (np.float32, np.float64)}
+
+
+def kernel_table():
+    """(rule, dtype) -> update function (the reference's take any shape, 1-D included)."""
+    return _TABLE

@@ -1,0 +1,47 @@
+"""``fastopt.show_config()``: what this installation runs."""
+import sys
+
+import numpy as np
+
+from . import _dispatch, _threads
+
+
+def config():
+    """The configuration as a dict (see :func:`show_config`)."""
+    kernels = _dispatch.kernels
+    from . import __version__
+    return {
+        "fastopt": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "simd_path": _dispatch.current,
+        "simd_available": _dispatch.available(),
+        "simd_env": f"{_dispatch.ENV_VAR} (baseline to force the portable path)",
+        "threads": _threads.get_num_threads(),
+        "threads_env": _threads.ENV_VAR,
+        "openmp_processors": kernels.omp_num_procs(),
+        "thread_thresholds": kernels.thread_thresholds(),
+        "compile_flags": kernels.CFLAGS,
+    }
+
+
+def show_config(file=None):
+    """Print the SIMD path in use, the thread count and the build flags.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> fastopt.show_config()  # doctest: +ELLIPSIS
+    fastopt ...
+      SIMD path        : ...
+    """
+    c = config()
+    out = file or sys.stdout
+    print(f"fastopt {c['fastopt']} (Python {c['python']}, NumPy {c['numpy']})", file=out)
+    print(f"  SIMD path        : {c['simd_path']} (available: {', '.join(c['simd_available'])};"
+          f" env {c['simd_env']})", file=out)
+    print(f"  threads          : {c['threads']} (env {c['threads_env']}; OpenMP sees "
+          f"{c['openmp_processors']} processors)", file=out)
+    thresholds = ", ".join(f"{k} {v}" for k, v in c["thread_thresholds"].items())
+    print(f"  threads from     : {thresholds} items (take_rows: bytes)", file=out)
+    print(f"  compile flags    : {c['compile_flags']}", file=out)
