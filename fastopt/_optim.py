@@ -270,8 +270,8 @@ class Optimizer:
             raise ValueError(f"state is missing {missing}; it is not a fastopt optimizer "
                              f"state_dict")
         if state["optimizer"] != type(self).__name__:
-            raise ValueError(f"state is for a {state['optimizer']} optimizer; this is a "
-                             f"{type(self).__name__}")
+            raise ValueError(f"state is for an optimizer of type {state['optimizer']}; this one "
+                             f"is {type(self).__name__}")
         if state["version"] != FORMAT_VERSION:
             raise ValueError(f"state has format version {state['version']!r}; this fastopt "
                              f"reads version {FORMAT_VERSION}")
@@ -287,12 +287,12 @@ class Optimizer:
                              f"{ {k: ours.get(k) for k in diff} }")
         step = _v.check_count(state["step"], "state['step']", 0)
         skipped = _v.check_count(state["skipped"], "state['skipped']", 0)
-        params = self._check_arrays(state["params"], "params")
+        params = self._check_arrays(state["params"], "state['params']")
         _v.check_mapping(state["state"], "state['state']")
         if set(state["state"]) != set(self._state_names):
             raise ValueError(f"state['state'] holds {sorted(state['state'])}; expected "
                              f"{sorted(self._state_names)}")
-        states = {s: self._check_arrays(state["state"][s], f"state[{s!r}]")
+        states = {s: self._check_arrays(state["state"][s], f"state['state'][{s!r}]")
                   for s in self._state_names}
         return params, states, step, skipped
 
@@ -348,14 +348,20 @@ class Optimizer:
         rejected, never unpickled. A truncated or corrupted file raises ``ValueError``; in
         every failure the optimizer and its parameters are unchanged.
         """
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                data = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path!r} is not a readable fastopt checkpoint: {exc}") from None
-        self.load_state_dict(self._state_from_arrays(data, path))
+        with open(path, "rb") as f:  # ours to close, even when np.load fails half-way
+            if f.read(4) != b"PK\x03\x04":
+                # Without this, NumPy would try the file as a pickle and suggest
+                # allow_pickle=True: the wrong advice for a file that should be an .npz.
+                raise ValueError(f"{os.fspath(path)!r} is not a fastopt checkpoint: not an .npz "
+                                 f"(zip) file")
+            f.seek(0)
+            try:
+                with np.load(f, allow_pickle=False) as npz:
+                    data = {k: npz[k] for k in npz.files}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+                raise ValueError(f"{os.fspath(path)!r} is not a readable fastopt checkpoint: "
+                                 f"{exc}") from None
+        self.load_state_dict(self._state_from_arrays(data, os.fspath(path)))
 
     def _state_from_arrays(self, data, path):
         def scalar(key, kind):
