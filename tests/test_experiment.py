@@ -160,9 +160,15 @@ def test_cli_help_and_errors():
 
 
 def test_cli_bench():
-    r = run_cli("bench", "--size", "1000")
+    r = run_cli("bench", "--sizes", "1e3", "2000", "--optimizers", "Adam", "SGD", "--threads",
+                "1", "2", "--quick")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count(" yes") == 4
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(("Adam", "SGD"))]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        (name, n, t) for name in ("Adam", "SGD") for n in ("1e+03", "2e+03") for t in "12"]
+    assert all(row[4] == "us" and float(row[5]) > 0 for row in rows)  # time, then GB/s
+    has_torch = importlib.util.find_spec("torch") is not None
+    assert ("torch is not installed" in r.stdout) != has_torch
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
