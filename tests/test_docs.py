@@ -8,7 +8,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = ["fastopt", "fastopt.reference", "fastopt.lab", "fastopt.reference.lab",
-           "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._labcore"]
+           "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._labcore",
+           "fastopt._minibatch", "fastopt._optim", "fastopt._packing", "fastopt._threads",
+           "fastopt._config"]
 
 
 def test_readme_starts_with_the_two_commands():
@@ -18,7 +20,8 @@ def test_readme_starts_with_the_two_commands():
     assert first_block.splitlines()[1].startswith('pip install -e ".[test]" && pytest')
 
 
-def test_readme_python_blocks_run():
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write files (a checkpoint)
     text = (ROOT / "README.md").read_text()
     namespace = {}
     for block in re.findall(r"```python\n(.*?)```", text, re.S):
