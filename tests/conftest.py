@@ -1,7 +1,9 @@
 import contextlib
+import os
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import fastopt
 import fastopt.reference
@@ -55,3 +57,24 @@ def fast_config(request):
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return request.param
+
+
+# Hypothesis profiles. "ci" (default): deterministic, 700 cases for each of the 15 property tests
+# in test_hypothesis.py (10,500 in all, ~1 minute); "thorough": random, ten times as many.
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.data_too_large,
+                                                     HealthCheck.filter_too_much])
+settings.register_profile("ci", max_examples=700, derandomize=True, **_COMMON)
+settings.register_profile("thorough", max_examples=7000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    try:
+        from test_hypothesis import COUNTER
+    except ImportError:
+        return
+    if COUNTER["cases"]:
+        terminalreporter.write_line(
+            f"hypothesis: {COUNTER['cases']} generated cases run "
+            f"(profile {settings._current_profile})")
