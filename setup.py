@@ -70,4 +70,8 @@ extensions = [
     for variant, (name, source, flags) in VARIANTS.items()
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))
+# Each mode generates its C into its own directory: cythonize does not notice a change of
+# directives, so a shared directory would let a debug build reuse release C (no bounds checks)
+# or the other way round.
+setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
+                            build_dir="build/cython-debug" if DEBUG else "build/cython-release"))

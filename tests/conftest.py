@@ -70,11 +70,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_terminal_summary(terminalreporter):
-    try:
-        from test_hypothesis import COUNTER
-    except ImportError:
-        return
-    if COUNTER["cases"]:
+    import sys
+    hypothesis_module = sys.modules.get("test_hypothesis")
+    if hypothesis_module is not None and hypothesis_module.COUNTER["cases"]:
         terminalreporter.write_line(
-            f"hypothesis: {COUNTER['cases']} generated cases run "
+            f"hypothesis: {hypothesis_module.COUNTER['cases']} generated cases run "
             f"(profile {settings._current_profile})")
+    memory_module = sys.modules.get("test_memory")
+    if memory_module is not None and memory_module.GROWTH:
+        for name, (traced, rss) in memory_module.GROWTH.items():
+            terminalreporter.write_line(
+                f"memory: {name}: {traced} B still traced, resident set {rss / 1024:+.0f} KiB")
