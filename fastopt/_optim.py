@@ -7,6 +7,7 @@ Cost model. Parameters are validated once, at construction; a step validates onl
 or a single kernel over the whole buffer when parameters and gradients are packed
 (:func:`fastopt.pack`).
 """
+import math
 import os
 import tempfile
 import zipfile
@@ -102,7 +103,15 @@ class Optimizer:
         self._lr = value if isinstance(value, Schedule) else as_schedule(value).lr
 
     def _lr_now(self):
-        return self._lr(self.t) if isinstance(self._lr, Schedule) else self._lr
+        if isinstance(self._lr, Schedule):
+            # A schedule's value is checked like a given lr: ExponentialDecay with a rate above
+            # 1 can reach inf, and a kernel would spread it silently.
+            value = self._lr(self.t)
+            if not 0.0 <= value < math.inf:  # NaN fails too
+                raise ValueError(f"lr (from {self._lr!r} at step {self.t}) must be finite and "
+                                 f">= 0, got {value!r}")
+            return value
+        return self._lr
 
     def _check_hyper(self, **hyper):
         raise NotImplementedError
@@ -136,6 +145,7 @@ class Optimizer:
         if (packed is not None and type(grads) is PackedArrays
                 and (grads.layout is packed.layout or grads.layout == packed.layout)
                 and grads.buffer.dtype is packed.buffer.dtype
+                and grads.buffer.flags.owndata  # then it overlaps ours only by being ours
                 and id(grads.buffer) not in self._our_ids):
             flat_grads = None  # one kernel call over the whole buffer
             checks = (grads.buffer,)

@@ -27,8 +27,6 @@ Examples
 """
 import bisect
 import math
-import numbers
-import operator
 
 import numpy as np
 
@@ -36,15 +34,6 @@ from . import _validation as _v
 
 __all__ = ["Schedule", "Constant", "InverseTimeDecay", "ExponentialDecay", "PiecewiseConstant",
            "CosineDecay", "LinearWarmup"]
-
-
-def _check_step_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
-    value = operator.index(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
 
 
 class Schedule:
@@ -66,7 +55,7 @@ class Schedule:
                 raise ValueError("step must be >= 0, got a negative entry")
             flat = [self._at(int(s)) for s in step.reshape(-1)]
             return np.array(flat, dtype=np.float64).reshape(step.shape)
-        return self._at(_check_step_count(step, "step", 0))
+        return self._at(_v.check_count(step, "step", 0))
 
     def __repr__(self):
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
@@ -97,7 +86,24 @@ class Constant(Schedule):
         return self.lr
 
 
-class InverseTimeDecay(Schedule):
+class _Decay(Schedule):
+    """``initial_lr`` decayed by ``decay_rate`` as a function of ``s = step / decay_steps``,
+    floored when ``staircase``."""
+
+    _fields = ("initial_lr", "decay_rate", "decay_steps", "staircase")
+
+    def __init__(self, initial_lr, decay_rate, decay_steps=1, staircase=False):
+        self.initial_lr = _v.check_lr(initial_lr, "initial_lr")
+        self.decay_rate = self._check_rate(decay_rate)
+        self.decay_steps = _v.check_count(decay_steps, "decay_steps", 1)
+        self.staircase = _v.check_bool(staircase, "staircase")
+
+    def _s(self, step):
+        s = step / self.decay_steps
+        return math.floor(s) if self.staircase else s
+
+
+class InverseTimeDecay(_Decay):
     """``initial_lr / (1 + decay_rate * s)`` with ``s = step / decay_steps``.
 
     With ``staircase=True``, ``s`` is floored: the rate drops at multiples of ``decay_steps``.
@@ -113,22 +119,15 @@ class InverseTimeDecay(Schedule):
     staircase : bool, default False
     """
 
-    _fields = ("initial_lr", "decay_rate", "decay_steps", "staircase")
-
-    def __init__(self, initial_lr, decay_rate, decay_steps=1, staircase=False):
-        self.initial_lr = _v.check_lr(initial_lr, "initial_lr")
-        self.decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
-        self.decay_steps = _check_step_count(decay_steps, "decay_steps", 1)
-        self.staircase = _v.check_bool(staircase, "staircase")
+    @staticmethod
+    def _check_rate(decay_rate):
+        return _v.check_nonnegative(decay_rate, "decay_rate")
 
     def _at(self, step):
-        s = step / self.decay_steps
-        if self.staircase:
-            s = math.floor(s)
-        return self.initial_lr / (1 + self.decay_rate * s)
+        return self.initial_lr / (1 + self.decay_rate * self._s(step))
 
 
-class ExponentialDecay(Schedule):
+class ExponentialDecay(_Decay):
     """``initial_lr * decay_rate ** s`` with ``s = step / decay_steps`` (floored if staircase).
 
     Parameters
@@ -142,20 +141,13 @@ class ExponentialDecay(Schedule):
     staircase : bool, default False
     """
 
-    _fields = ("initial_lr", "decay_rate", "decay_steps", "staircase")
-
-    def __init__(self, initial_lr, decay_rate, decay_steps=1, staircase=False):
-        self.initial_lr = _v.check_lr(initial_lr, "initial_lr")
-        self.decay_rate = _v.check_positive(decay_rate, "decay_rate")
-        self.decay_steps = _check_step_count(decay_steps, "decay_steps", 1)
-        self.staircase = _v.check_bool(staircase, "staircase")
+    @staticmethod
+    def _check_rate(decay_rate):
+        return _v.check_positive(decay_rate, "decay_rate")
 
     def _at(self, step):
-        s = step / self.decay_steps
-        if self.staircase:
-            s = math.floor(s)
         try:
-            return self.initial_lr * self.decay_rate ** s
+            return self.initial_lr * self.decay_rate ** self._s(step)
         except OverflowError:  # decay_rate > 1 and a huge step: the rate is unbounded
             return math.inf
 
@@ -186,7 +178,7 @@ class PiecewiseConstant(Schedule):
             boundaries, values = list(boundaries), list(values)
         except TypeError:
             raise TypeError("boundaries and values must be sequences") from None
-        self.boundaries = tuple(_check_step_count(b, f"boundaries[{i}]", 0)
+        self.boundaries = tuple(_v.check_count(b, f"boundaries[{i}]", 0)
                                 for i, b in enumerate(boundaries))
         self.values = tuple(_v.check_lr(x, f"values[{i}]") for i, x in enumerate(values))
         if len(self.values) != len(self.boundaries) + 1:
@@ -217,7 +209,7 @@ class CosineDecay(Schedule):
 
     def __init__(self, initial_lr, decay_steps, alpha=0.0):
         self.initial_lr = _v.check_lr(initial_lr, "initial_lr")
-        self.decay_steps = _check_step_count(decay_steps, "decay_steps", 1)
+        self.decay_steps = _v.check_count(decay_steps, "decay_steps", 1)
         self.alpha = _v.check_nonnegative(alpha, "alpha")
         if self.alpha > 1:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
@@ -250,7 +242,7 @@ class LinearWarmup(Schedule):
 
     def __init__(self, schedule, warmup_steps, start_lr=0.0):
         self.schedule = as_schedule(schedule, "schedule")
-        self.warmup_steps = _check_step_count(warmup_steps, "warmup_steps", 1)
+        self.warmup_steps = _v.check_count(warmup_steps, "warmup_steps", 1)
         self.start_lr = _v.check_lr(start_lr, "start_lr")
 
     def _at(self, step):

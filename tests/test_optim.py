@@ -154,6 +154,19 @@ def test_schedule_is_evaluated_at_the_step_count(dtype):
             assert_ulp_equal(params[k], want[-1][0][k])
 
 
+def test_a_schedule_value_is_validated_before_anything_is_written():
+    w = np.ones(3)
+    opt = fastopt.SGD([w], lr=schedules.ExponentialDecay(0.1, 1e10, decay_steps=1))
+    opt.step([np.ones(3)])
+    opt.t = 400  # 0.1 * 1e10 ** 400 overflows to inf
+    before = w.copy()
+    with pytest.raises(ValueError, match=r"^lr \(from ExponentialDecay\(.*\) at step 400\) "
+                                         r"must be finite and >= 0, got inf"):
+        opt.step([np.ones(3)])
+    assert opt.t == 400
+    assert_ulp_equal(w, before)
+
+
 def test_lr_can_be_set_between_steps():
     opt = fastopt.SGD([np.ones(3)], lr=0.1)
     opt.step([np.ones(3)])

@@ -17,30 +17,18 @@ __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ew
            "MiniBatches", "minibatches", "SGD", "Momentum", "RMSProp", "Adam"]
 
 
-# The optimizer objects over the reference arithmetic: same code, same behaviour, same errors.
-class SGD(_optim.SGD):
-    __doc__ = _optim.SGD.__doc__
-    _ops = _ops
+def _over_reference(cls):
+    """The subclass of a fastopt class that runs the reference arithmetic: same code, same
+    behaviour, same errors; only ``_ops`` differs."""
+    return type(cls.__name__, (cls,), {"__doc__": cls.__doc__, "_ops": _ops,
+                                       "__module__": __name__})
 
 
-class Momentum(_optim.Momentum):
-    __doc__ = _optim.Momentum.__doc__
-    _ops = _ops
-
-
-class RMSProp(_optim.RMSProp):
-    __doc__ = _optim.RMSProp.__doc__
-    _ops = _ops
-
-
-class Adam(_optim.Adam):
-    __doc__ = _optim.Adam.__doc__
-    _ops = _ops
-
-
-class MiniBatches(_minibatch.MiniBatches):
-    __doc__ = _minibatch.MiniBatches.__doc__
-    _ops = _ops  # NumPy fancy indexing instead of the Cython gathers
+SGD = _over_reference(_optim.SGD)
+Momentum = _over_reference(_optim.Momentum)
+RMSProp = _over_reference(_optim.RMSProp)
+Adam = _over_reference(_optim.Adam)
+MiniBatches = _over_reference(_minibatch.MiniBatches)
 
 
 def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, copy=False):
