@@ -539,8 +539,9 @@ def make_lab(ops, module):
            one batch with the remaining ``m % mini_batch_size`` columns if there are any.
 
         The batches hold the same values, bit for bit, as the assignment's for the same seed.
-        They differ in form only: each is its own C-contiguous ``(n_x, bk)`` array, where the
-        assignment's are strided views of one shuffled copy of X.
+        They differ in form only: each is a C-contiguous ``(n_x, bk)`` block of one new buffer
+        the size of X (keeping any batch keeps that buffer), where the assignment's are strided
+        views of one shuffled copy of X.
 
         Parameters
         ----------
