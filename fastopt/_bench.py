@@ -9,6 +9,7 @@ import numpy as np
 
 import fastopt
 import fastopt.reference
+from fastopt import _dispatch
 
 OPTIMIZERS = {"SGD": dict(lr=1e-3), "Momentum": dict(lr=1e-3, beta=0.9),
               "RMSProp": dict(lr=1e-3, beta=0.9, eps=1e-8),
@@ -104,7 +105,7 @@ def run(optimizers, sizes, threads_list, dtype, out, min_time=0.05):
     torch_ok = have_torch()
     per_element = {k: v * dtype.itemsize // 4 for k, v in BYTES_FLOAT32.items()}
     print(f"One optimizer step over one {dtype.name} array (best of 5; Adam in steady state, "
-          f"step > 160). fastopt SIMD path: {_simd()}.", file=out)
+          f"step > 160). fastopt SIMD path: {_dispatch.current}.", file=out)
     if not torch_ok:
         print("torch is not installed: pip install torch==2.13.0 to compare with "
               "torch.optim fused=True.", file=out)
@@ -133,8 +134,3 @@ def run(optimizers, sizes, threads_list, dtype, out, min_time=0.05):
 
 def _us(seconds):
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-2 else f"{seconds * 1e3:.2f} ms"
-
-
-def _simd():
-    from . import _dispatch
-    return _dispatch.current

@@ -420,27 +420,33 @@ cdef void _column_row_bytes(const char* row, Py_ssize_t col_stride, const intp_t
         k += 1
 
 
+cdef void _columns_typed(const char* src, Py_ssize_t n_rows, Py_ssize_t row_stride,
+                         Py_ssize_t col_stride, const intp_t* perm, Py_ssize_t m,
+                         Py_ssize_t batch, item_t** blocks, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in prange(n_rows, num_threads=n_threads, schedule="static"):
+        _column_row(src + i * row_stride, col_stride, perm, m, i, batch, blocks)
+
+
 cdef void _columns_into(const char* src, Py_ssize_t n_rows, Py_ssize_t row_stride,
                         Py_ssize_t col_stride, const intp_t* perm, Py_ssize_t m,
                         Py_ssize_t batch, char** blocks, Py_ssize_t itemsize,
                         int n_threads) noexcept nogil:
+    # Items of 1, 2, 4 and 8 bytes move as unsigned integers (the cast picks the
+    # specialisation); any other size item by item with memcpy.
     cdef Py_ssize_t i
     if itemsize == 1:
-        for i in prange(n_rows, num_threads=n_threads, schedule="static"):
-            _column_row(src + i * row_stride, col_stride, perm, m, i, batch,
-                        <uint8_t**>blocks)
+        _columns_typed(src, n_rows, row_stride, col_stride, perm, m, batch,
+                       <uint8_t**>blocks, n_threads)
     elif itemsize == 2:
-        for i in prange(n_rows, num_threads=n_threads, schedule="static"):
-            _column_row(src + i * row_stride, col_stride, perm, m, i, batch,
-                        <uint16_t**>blocks)
+        _columns_typed(src, n_rows, row_stride, col_stride, perm, m, batch,
+                       <uint16_t**>blocks, n_threads)
     elif itemsize == 4:
-        for i in prange(n_rows, num_threads=n_threads, schedule="static"):
-            _column_row(src + i * row_stride, col_stride, perm, m, i, batch,
-                        <uint32_t**>blocks)
+        _columns_typed(src, n_rows, row_stride, col_stride, perm, m, batch,
+                       <uint32_t**>blocks, n_threads)
     elif itemsize == 8:
-        for i in prange(n_rows, num_threads=n_threads, schedule="static"):
-            _column_row(src + i * row_stride, col_stride, perm, m, i, batch,
-                        <uint64_t**>blocks)
+        _columns_typed(src, n_rows, row_stride, col_stride, perm, m, batch,
+                       <uint64_t**>blocks, n_threads)
     else:
         for i in prange(n_rows, num_threads=n_threads, schedule="static"):
             _column_row_bytes(src + i * row_stride, col_stride, perm, m, i, batch, blocks,

@@ -26,8 +26,11 @@ def batch_starts(m, batch_size, drop_last):
     return range(0, stop, batch_size)
 
 
-def batch_blocks(out, n_rows, m, batch_size):
-    """The batch views of a batch-major buffer: ``(n_rows, bk)`` C-contiguous blocks."""
+def new_blocks(data, m, batch_size):
+    """A new buffer for ``m`` columns of 2-D ``data``, as its batch views: C-contiguous
+    ``(rows, bk)`` blocks, one after the other."""
+    n_rows = data.shape[0]
+    out = np.empty(n_rows * m, data.dtype)
     return [out[k0 * n_rows:(k0 + min(batch_size, m - k0)) * n_rows]
             .reshape(n_rows, min(batch_size, m - k0)) for k0 in range(0, m, batch_size)]
 
@@ -35,8 +38,7 @@ def batch_blocks(out, n_rows, m, batch_size):
 def column_batches(ops, data, perm, batch_size):
     """Gather the columns ``perm`` of 2-D ``data`` into a new buffer; return its batch blocks:
     ``blocks[k]`` holds ``data[:, perm[k*batch_size : k*batch_size + bk]]``."""
-    out = np.empty(data.shape[0] * perm.shape[0], data.dtype)
-    blocks = batch_blocks(out, data.shape[0], perm.shape[0], batch_size)
+    blocks = new_blocks(data, perm.shape[0], batch_size)
     ops.columns_into(data, perm, batch_size, blocks)
     return blocks
 
@@ -117,8 +119,7 @@ class MiniBatches:
         """Gather into the reused buffer ``key``; its block views are made once and kept."""
         cached = self._buffers.get(key)
         if cached is None:
-            out = np.empty(data.shape[0] * perm.shape[0], data.dtype)
-            blocks = batch_blocks(out, data.shape[0], perm.shape[0], self.batch_size)
+            blocks = new_blocks(data, perm.shape[0], self.batch_size)
             shown = [b.reshape(-1) for b in blocks] if key == "Y" and self.Y.ndim == 1 else blocks
             cached = self._buffers[key] = (blocks, shown)
         self._ops.columns_into(data, perm, self.batch_size, cached[0])

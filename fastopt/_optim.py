@@ -74,7 +74,7 @@ class Optimizer:
             packed_state = {s: pack_like(self._packed) for s in self._state_names}
             self._state = {s: [packed_state[s][k] for k in self._keys]
                            for s in self._state_names}
-            self._flat_state = [packed_state[s].buffer for s in self._state_names]
+            self._packed_state_buffers = [packed_state[s].buffer for s in self._state_names]
         else:
             self._state = {s: [np.zeros_like(a) for a in arrays] for s in self._state_names}
         self._flat = [a.reshape(-1) for a in arrays]
@@ -183,7 +183,7 @@ class Optimizer:
 
         self._calls = [call(p, states) for p, states in zip(self._flat, self._flat_states)]
         if self._packed is not None:
-            self._packed_call = call(self._packed.buffer, self._flat_state)
+            self._packed_call = call(self._packed.buffer, self._packed_state_buffers)
 
     def _scalars(self, lr):
         return (lr, *self._hyper)
@@ -244,17 +244,27 @@ class Optimizer:
             "state"}``; ``params`` is a list of arrays in parameter order, ``state`` a dict of
             such lists.
         """
+        return self._state_dict(copy=True)
+
+    def _state_dict(self, copy):
+        """:meth:`state_dict`, with the arrays themselves when ``copy`` is False (for ``save``,
+        which only writes them)."""
+        take = np.copy if copy else (lambda a: a)
         return {
             "optimizer": type(self).__name__,
             "version": FORMAT_VERSION,
             "keys": list(self._keys),
             "step": self.t,
             "skipped": self.skipped,
-            "hyperparameters": {k: (repr(v) if isinstance(v, Schedule) else v)
-                                for k, v in self.hyperparameters.items()},
-            "params": [p.copy() for p in self._params],
-            "state": {s: [a.copy() for a in self._state[s]] for s in self._state_names},
+            "hyperparameters": self._saved_hyperparameters(),
+            "params": [take(p) for p in self._params],
+            "state": {s: [take(a) for a in self._state[s]] for s in self._state_names},
         }
+
+    def _saved_hyperparameters(self):
+        """The hyperparameters as a checkpoint stores them (a schedule by its ``repr``)."""
+        return {k: (repr(v) if isinstance(v, Schedule) else v)
+                for k, v in self.hyperparameters.items()}
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`: parameters and state are copied into the existing
@@ -288,7 +298,7 @@ class Optimizer:
         if [str(k) for k in state["keys"]] != [str(k) for k in self._keys]:
             raise ValueError(f"state holds parameters {list(state['keys'])}; this optimizer has "
                              f"{list(self._keys)}")
-        ours = self.state_dict()["hyperparameters"]
+        ours = self._saved_hyperparameters()
         theirs = dict(state["hyperparameters"])
         if theirs != ours:
             diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
@@ -323,7 +333,7 @@ class Optimizer:
         renamed over ``path``: a crash leaves either the old file or the new one, never half of
         one. Only plain arrays are stored (no pickles).
         """
-        state = self.state_dict()
+        state = self._state_dict(copy=False)
         arrays = {
             "meta.optimizer": np.array(state["optimizer"]),
             "meta.version": np.array(state["version"]),

@@ -42,8 +42,7 @@ def set_num_threads(n):
     n : int
         >= 1. The default is ``FASTOPT_NUM_THREADS`` if set, else the cores this process may use.
     """
-    n = _v.check_step(n, "n")
-    _set_everywhere(n)
+    _set_everywhere(_v.check_count(n, "n", 1))
 
 
 def _set_everywhere(n):

@@ -186,35 +186,27 @@ def check_update_layout(written, read):
 
 # --- scalars ----------------------------------------------------------------------------------
 
-def _real(value, name):
-    if type(value) is float:  # the common case, without the ABC machinery below
-        if value != value:
-            raise ValueError(f"{name} must not be NaN")
-        return value
-    # bool is an Integral; lr=True is a bug, not 1.0.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must not be NaN")
-    return value
-
-
 def _real_or_nonfinite(value, name):
     """A real number as a Python float; NaN and inf allowed (data, not a hyperparameter)."""
-    if type(value) is float:
+    if type(value) is float:  # the common case, without the ABC machinery below
         return value
+    # bool is an Integral; lr=True is a bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
     return float(value)
 
 
+def _real(value, name):
+    """A real number as a Python float; not NaN."""
+    value = _real_or_nonfinite(value, name)
+    if value != value:
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
 def check_lr(lr, name="lr"):
     """Return ``lr`` as a Python float; it must be finite and >= 0."""
-    lr = _real(lr, name)
-    if not (math.isfinite(lr) and lr >= 0.0):
-        raise ValueError(f"{name} must be finite and >= 0, got {lr!r}")
-    return lr
+    return check_nonnegative(lr, name)
 
 
 def check_beta(beta, name="beta"):
@@ -227,10 +219,7 @@ def check_beta(beta, name="beta"):
 
 def check_eps(eps, name="eps"):
     """Return ``eps`` as a Python float; it must be finite and > 0."""
-    eps = _real(eps, name)
-    if not (math.isfinite(eps) and eps > 0.0):
-        raise ValueError(f"{name} must be finite and > 0, got {eps!r}")
-    return eps
+    return check_positive(eps, name)
 
 
 def check_step(t, name="t"):

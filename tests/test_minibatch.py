@@ -274,5 +274,5 @@ def test_num_threads_api():
     with fastopt.num_threads(1):
         assert fastopt.get_num_threads() == 1
     assert fastopt.get_num_threads() == before
-    with pytest.raises(ValueError, match="^n must be >= 1"):
+    with pytest.raises(ValueError, match="^n must be an integer >= 1, got 0"):
         fastopt.set_num_threads(0)
