@@ -1,6 +1,6 @@
 """The assignment's experiment, run with fastopt and with the reference side by side.
 
-Used by ``python -m fastopt`` (see ``fastopt/__main__.py``); ../shared/SPEC.md section 6 fixes
+Used by ``python -m fastopt`` (see ``fastopt/__main__.py``); docs/contract.md §6 fixes
 the runs.
 """
 import os

@@ -5,7 +5,7 @@ Every kernel here assumes *valid* input: the Python layer (``fastopt._validation
 checked dtypes, shapes, contiguity, writeability, overlap and hyperparameter ranges, so the loops
 run with bounds checks off and the GIL released.
 
-The arithmetic contract (../shared/SPEC.md section 1) shapes every line:
+The arithmetic contract (docs/contract.md §1) shapes every line:
 
 * Each hyperparameter scalar arrives as a C double (a Python float) and is rounded **once** to the
   array dtype with ``<floating>``, exactly what NumPy 2 does for ``python_float * float32_array``

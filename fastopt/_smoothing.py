@@ -1,4 +1,4 @@
-"""Exponentially weighted averages (../shared/SPEC.md section 3): the streaming ``EWA`` object.
+"""Exponentially weighted averages (docs/contract.md §3): the streaming ``EWA`` object.
 
 ``EWA.update`` is the one Python statement of the arithmetic; ``fastopt.reference.ewa`` is a
 plain loop over it and ``fastopt.ewa`` a Cython kernel that must agree with it bit for bit.
@@ -6,6 +6,7 @@ plain loop over it and ``fastopt.ewa`` a Cython kernel that must agree with it b
 import numpy as np
 
 from . import _validation as _v
+from ._scalars import bias_correction
 
 
 class EWA:
@@ -73,7 +74,7 @@ class EWA:
         self._v = self._b * self._v + self._c * x
         v = self._v
         if self.bias_correction:
-            v = v / self.dtype.type(1 - self.beta ** self.count)
+            v = v / self.dtype.type(bias_correction(self.beta, self.count))
         self.value = float(v)
         return self.value
 

@@ -7,6 +7,7 @@ Each function validates with the same ``fastopt._validation`` call as its twin i
 from . import _ops
 from . import _validation as _v
 from . import reference as _ref
+from ._scalars import bias_correction
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa"]
 
@@ -40,8 +41,8 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
 @_twin_of(_ref.adam_update)
 def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
-    # The bias corrections are Python doubles (float.__pow__), exactly as in the reference.
-    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - beta1 ** t, 1 - beta2 ** t)
+    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, bias_correction(beta1, t),
+              bias_correction(beta2, t))
 
 
 @_twin_of(_ref.ewa)

@@ -7,6 +7,9 @@ writeable and sharing no memory with any other argument, and hyperparameters in 
 
 Errors are ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (right kind, wrong
 value); every message names the argument and says what to do.
+
+The module is ordered by layer: scalars, then arrays, then the argument set of each rule (built
+from the two), then mini-batch data.
 """
 import math
 import numbers
@@ -29,10 +32,120 @@ class MissingKeyError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-# --- arrays -----------------------------------------------------------------------------------
-
 def _describe(obj):
     return type(obj).__name__
+
+
+# --- scalars: hyperparameters and counts, returned as Python floats and ints ------------------
+
+def _real_or_nonfinite(value, name):
+    """A real number as a Python float; NaN and inf allowed (data, not a hyperparameter)."""
+    if type(value) is float:  # the common case, without the ABC machinery below
+        return value
+    # bool is an Integral; lr=True is a bug, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    return float(value)
+
+
+def _real(value, name):
+    """A real number as a Python float; not NaN."""
+    value = _real_or_nonfinite(value, name)
+    if value != value:
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def check_nonnegative(value, name):
+    """Return ``value`` as a Python float; it must be finite and >= 0."""
+    value = _real(value, name)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def check_positive(value, name):
+    """Return ``value`` as a Python float; it must be finite and > 0."""
+    value = _real(value, name)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return value
+
+
+def check_lr(lr, name="lr"):
+    """Return ``lr`` as a Python float; it must be finite and >= 0."""
+    return check_nonnegative(lr, name)
+
+
+def check_beta(beta, name="beta"):
+    """Return ``beta`` as a Python float; it must satisfy 0 <= beta < 1."""
+    beta = _real(beta, name)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"{name} must satisfy 0 <= {name} < 1, got {beta!r}")
+    return beta
+
+
+def check_eps(eps, name="eps"):
+    """Return ``eps`` as a Python float; it must be finite and > 0."""
+    return check_positive(eps, name)
+
+
+def check_bool(value, name):
+    """Return ``value`` as a bool; it must be a bool (or numpy.bool_)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_count(value, name, minimum=1):
+    """Return ``value`` as a Python int; it must be an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_step(t, name="t"):
+    """Return the Adam step ``t`` as a Python int; it must be an integer >= 1.
+
+    A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
+    implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
+    """
+    if type(t) is int and t >= 1:
+        return t
+    if isinstance(t, bool):
+        raise TypeError(f"{name} must be an integer >= 1, got bool")
+    try:
+        t = operator.index(t)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer >= 1 (the number of Adam steps taken, counting this "
+            f"one), got {_describe(t)} {t!r}") from None
+    if t < 1:
+        raise ValueError(
+            f"{name} must be >= 1 (the number of Adam steps taken, counting this one), got {t}")
+    return t
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """Return ``np.dtype(dtype)``; it must be float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+# --- arrays: type, dtype, layout, writeability, overlap ---------------------------------------
+
+def check_mapping(obj, name):
+    """Check that ``obj`` is a dict-like mapping of names to arrays."""
+    if not hasattr(obj, "keys") or not hasattr(obj, "__getitem__"):
+        raise TypeError(f"{name} must be a dict of arrays, got {_describe(obj)}")
 
 
 def check_float_array(arr, name, *, writeable):
@@ -157,6 +270,19 @@ def _fast_valid(written, read):
     return True
 
 
+def check_update_layout(written, read):
+    """Check dtype, shape, contiguity and writeability (not overlap) of one update's arrays."""
+    if not _fast_valid(written, read):
+        ref_name, ref = written[0]
+        check_float_array(ref, ref_name, writeable=True)
+        for name, arr in written[1:]:
+            check_float_array(arr, name, writeable=True)
+            check_same_layout(arr, name, ref, ref_name)
+        for name, arr in read:
+            check_float_array(arr, name, writeable=False)
+            check_same_layout(arr, name, ref, ref_name)
+
+
 def check_update_arrays(written, read):
     """Validate the arrays of one update: :func:`check_update_layout`, then no overlap.
 
@@ -171,86 +297,7 @@ def check_update_arrays(written, read):
     check_no_overlap(written, read)
 
 
-def check_update_layout(written, read):
-    """Check dtype, shape, contiguity and writeability (not overlap) of one update's arrays."""
-    if not _fast_valid(written, read):
-        ref_name, ref = written[0]
-        check_float_array(ref, ref_name, writeable=True)
-        for name, arr in written[1:]:
-            check_float_array(arr, name, writeable=True)
-            check_same_layout(arr, name, ref, ref_name)
-        for name, arr in read:
-            check_float_array(arr, name, writeable=False)
-            check_same_layout(arr, name, ref, ref_name)
-
-
-# --- scalars ----------------------------------------------------------------------------------
-
-def _real_or_nonfinite(value, name):
-    """A real number as a Python float; NaN and inf allowed (data, not a hyperparameter)."""
-    if type(value) is float:  # the common case, without the ABC machinery below
-        return value
-    # bool is an Integral; lr=True is a bug, not 1.0.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    return float(value)
-
-
-def _real(value, name):
-    """A real number as a Python float; not NaN."""
-    value = _real_or_nonfinite(value, name)
-    if value != value:
-        raise ValueError(f"{name} must not be NaN")
-    return value
-
-
-def check_lr(lr, name="lr"):
-    """Return ``lr`` as a Python float; it must be finite and >= 0."""
-    return check_nonnegative(lr, name)
-
-
-def check_beta(beta, name="beta"):
-    """Return ``beta`` as a Python float; it must satisfy 0 <= beta < 1."""
-    beta = _real(beta, name)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"{name} must satisfy 0 <= {name} < 1, got {beta!r}")
-    return beta
-
-
-def check_eps(eps, name="eps"):
-    """Return ``eps`` as a Python float; it must be finite and > 0."""
-    return check_positive(eps, name)
-
-
-def check_step(t, name="t"):
-    """Return the Adam step ``t`` as a Python int; it must be an integer >= 1.
-
-    A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
-    implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
-    """
-    if type(t) is int and t >= 1:
-        return t
-    if isinstance(t, bool):
-        raise TypeError(f"{name} must be an integer >= 1, got bool")
-    try:
-        t = operator.index(t)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer >= 1 (the number of Adam steps taken, counting this "
-            f"one), got {_describe(t)} {t!r}") from None
-    if t < 1:
-        raise ValueError(
-            f"{name} must be >= 1 (the number of Adam steps taken, counting this one), got {t}")
-    return t
-
-
-def check_mapping(obj, name):
-    """Check that ``obj`` is a dict-like mapping of names to arrays."""
-    if not hasattr(obj, "keys") or not hasattr(obj, "__getitem__"):
-        raise TypeError(f"{name} must be a dict of arrays, got {_describe(obj)}")
-
-
-# --- one function per update: both implementations call these first ---------------------------
+# --- per-rule argument sets: both implementations call these first ----------------------------
 
 def sgd_args(param, grad, lr):
     """Validate ``sgd_update``'s arguments; return ``lr`` as a float."""
@@ -278,40 +325,6 @@ def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps):
     check_update_arrays((("param", param), ("m", m), ("v", v)), (("grad", grad),))
     return (check_step(t), check_lr(lr), check_beta(beta1, "beta1"), check_beta(beta2, "beta2"),
             check_eps(eps))
-
-
-def check_nonnegative(value, name):
-    """Return ``value`` as a Python float; it must be finite and >= 0."""
-    value = _real(value, name)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return value
-
-
-def check_positive(value, name):
-    """Return ``value`` as a Python float; it must be finite and > 0."""
-    value = _real(value, name)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return value
-
-
-def check_bool(value, name):
-    """Return ``value`` as a bool; it must be a bool (or numpy.bool_)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
-    return bool(value)
-
-
-def check_float_dtype(dtype, name="dtype"):
-    """Return ``np.dtype(dtype)``; it must be float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
 
 
 def ewa_args(x, beta, bias_correction, out):
@@ -354,17 +367,7 @@ def ewa_args(x, beta, bias_correction, out):
     return x, beta, bias_correction, out
 
 
-# --- mini-batches -------------------------------------------------------------------------------
-
-def check_count(value, name, minimum=1):
-    """Return ``value`` as a Python int; it must be an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}")
-    value = operator.index(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
-
+# --- mini-batches -----------------------------------------------------------------------------
 
 def check_axis(axis):
     """Return the example axis of 2-D data: 0 (one example per row) or 1 (per column)."""

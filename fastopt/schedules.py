@@ -13,7 +13,7 @@ The assignment's two decays are special cases of :class:`InverseTimeDecay`::
                                                                       staircase=True)(epoch)
 
 Every schedule decays from its initial rate (never compounded from the current one), as
-../shared/SPEC.md section 4 requires.
+docs/contract.md §4 requires.
 
 Examples
 --------
@@ -261,3 +261,72 @@ def as_schedule(lr, name="lr"):
     except TypeError:
         raise TypeError(f"{name} must be a float or a fastopt.schedules.Schedule, got "
                         f"{type(lr).__name__}") from None
+
+
+# --- the assignment's two decay functions (docs/contract.md §4), published in fastopt.lab ----
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """Learning rate decayed every epoch: ``learning_rate0 / (1 + decay_rate * epoch_num)``.
+
+    Always computed from the initial rate, never compounded. Equal, bit for bit, to
+    ``fastopt.schedules.InverseTimeDecay(learning_rate0, decay_rate)(epoch_num)``.
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        Initial learning rate, finite and >= 0.
+    epoch_num : int or float
+        Epoch (or any step count), finite and >= 0.
+    decay_rate : float
+        Finite and >= 0.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastopt.lab import update_lr
+    >>> update_lr(0.5, 2, 1)
+    0.16666666666666666
+    """
+    learning_rate0 = _v.check_lr(learning_rate0, "learning_rate0")
+    epoch_num = _v.check_nonnegative(epoch_num, "epoch_num")
+    decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
+    return learning_rate0 / (1 + decay_rate * epoch_num)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """Learning rate decayed at fixed intervals ("staircase"):
+    ``learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval))``.
+
+    Always computed from the initial rate, never compounded. Returns a Python float (the
+    assignment's ``np.floor`` returns a NumPy float64 of the same value). Equal, bit for bit, to
+    ``InverseTimeDecay(learning_rate0, decay_rate, time_interval, staircase=True)(epoch_num)``.
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        Initial learning rate, finite and >= 0.
+    epoch_num : int or float
+        Epoch, finite and >= 0.
+    decay_rate : float
+        Finite and >= 0.
+    time_interval : int or float, default 1000
+        Epochs between drops; finite and > 0.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from fastopt.lab import schedule_lr_decay
+    >>> schedule_lr_decay(0.5, 100, 1, time_interval=10)
+    0.045454545454545456
+    """
+    learning_rate0 = _v.check_lr(learning_rate0, "learning_rate0")
+    epoch_num = _v.check_nonnegative(epoch_num, "epoch_num")
+    decay_rate = _v.check_nonnegative(decay_rate, "decay_rate")
+    time_interval = _v.check_positive(time_interval, "time_interval")
+    return learning_rate0 / (1 + decay_rate * math.floor(epoch_num / time_interval))

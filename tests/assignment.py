@@ -53,7 +53,7 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
 
 
 def update_parameters_with_rmsprop(parameters, grads, s, beta, learning_rate, epsilon=1e-8):
-    """Not in the assignment: RMSProp in the same style, from SPEC section 2."""
+    """Not in the assignment: RMSProp in the same style, from docs/contract.md §2."""
     L = len(parameters) // 2
     for l in range(1, L + 1):
         for p, d in (("W", "dW"), ("b", "db")):
@@ -98,7 +98,7 @@ def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000)
 def model(X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64, beta=0.9,
           beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True, decay=None,
           decay_rate=1, *, net):
-    """The assignment's training loop (SPEC section 6) over the assignment's updates and
+    """The assignment's training loop (docs/contract.md §6) over the assignment's updates and
     batches; ``net`` supplies initialize_parameters/forward/backward/compute_cost."""
     costs = []
     t = 0

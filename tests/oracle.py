@@ -1,4 +1,4 @@
-"""Independent expectations, written from ../shared/SPEC.md without looking at fastopt's code.
+"""Independent expectations, written from docs/contract.md without looking at fastopt's code.
 
 Two forms: ``vector`` rounds every hyperparameter scalar explicitly (``dt(...)``) and calls ufuncs
 with the dtype spelled out, rather than relying on NEP 50 as the reference does; ``scalar`` walks

@@ -8,7 +8,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = ["fastopt", "fastopt.reference", "fastopt.lab", "fastopt.reference.lab",
-           "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._labcore",
+           "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._lab",
+           "fastopt._experiment", "fastopt._scalars",
            "fastopt._minibatch", "fastopt._optim", "fastopt._packing", "fastopt._threads",
            "fastopt._config"]
 

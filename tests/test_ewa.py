@@ -1,4 +1,5 @@
-"""fastopt.ewa, fastopt.reference.ewa and the streaming EWA: bit-identical to SPEC section 3."""
+"""fastopt.ewa, fastopt.reference.ewa and the streaming EWA: bit-identical to docs/contract.md
+§3."""
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ def ewa(request):
 
 
 def oracle(x, beta, bias_correction):
-    """SPEC section 3, written out independently: NumPy scalars of x's dtype, math.pow."""
+    """docs/contract.md §3, written out independently: NumPy scalars of x's dtype, math.pow."""
     dt = x.dtype.type
     b, c = dt(beta), dt(1.0 - beta)
     out = np.empty_like(x)

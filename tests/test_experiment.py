@@ -1,4 +1,4 @@
-"""The assignment's experiment (SPEC section 6) and the ``python -m fastopt`` command line."""
+"""The assignment's experiment (docs/contract.md §6) and the ``python -m fastopt`` command line."""
 import importlib.util
 import os
 import subprocess

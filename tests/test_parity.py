@@ -5,8 +5,8 @@ split over two threads (see conftest.py).
 
 Every array either implementation writes is compared with ``np.testing.assert_array_equal`` (same
 values and NaN positions) and with ``fastopt.testing.assert_ulp_equal`` (same bits, signed zeros
-included), against an expectation computed independently from SPEC section 2 (``oracle``) before
-the in-place call, and fastopt against fastopt.reference.
+included), against an expectation computed independently from docs/contract.md §2
+(``oracle``) before the in-place call, and fastopt against fastopt.reference.
 """
 import numpy as np
 import pytest

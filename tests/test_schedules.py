@@ -1,4 +1,4 @@
-"""Learning-rate decay (SPEC section 4) and fastopt.schedules."""
+"""Learning-rate decay (docs/contract.md §4) and fastopt.schedules."""
 import math
 
 import numpy as np

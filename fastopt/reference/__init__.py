@@ -2,7 +2,7 @@
 
 Every function here has the signature, the validation and the results of its twin in ``fastopt``
 (the Cython path), which must write exactly the same bits. The code is boring on purpose: textbook
-order, the papers' names, one NumPy expression per line of ../shared/SPEC.md section 2. NumPy 2
+order, the papers' names, one NumPy expression per line of docs/contract.md §2. NumPy 2
 rounds each Python-float hyperparameter once to the array dtype (NEP 50), which is the contract.
 
 The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
@@ -10,6 +10,7 @@ functions of ``fastopt.reference.lab``); the functions here validate, then call 
 """
 from .. import _minibatch, _optim
 from .. import _validation as _v
+from .._scalars import bias_correction
 from .._smoothing import EWA
 from . import _ops
 
@@ -206,11 +207,12 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     array([-0.1,  0.1], dtype=float32)
     """
     t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
-    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - beta1 ** t, 1 - beta2 ** t)
+    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, bias_correction(beta1, t),
+              bias_correction(beta2, t))
 
 
 def ewa(x, beta=0.9, bias_correction=False, out=None):
-    """Exponentially weighted average of a 1-D series (../shared/SPEC.md section 3).
+    """Exponentially weighted average of a 1-D series (docs/contract.md §3).
 
     .. math::
 

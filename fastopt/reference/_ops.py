@@ -1,4 +1,4 @@
-"""The reference arithmetic, unchecked: ../shared/SPEC.md section 2, one NumPy line per formula.
+"""The reference arithmetic, unchecked: docs/contract.md §2, one NumPy line per formula.
 
 Callers validate first (``fastopt._validation``). Every hyperparameter arrives as a Python float
 (``bias1 = 1 - beta1**t`` and ``bias2 = 1 - beta2**t`` already computed with ``float.__pow__``), so
