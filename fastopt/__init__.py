@@ -3,8 +3,10 @@
 ``fastopt`` (Cython) and ``fastopt.reference`` (pure NumPy) share one API and write the same bits.
 
 Array level (in place, float32/float64, C-contiguous, any shape):
-``sgd_update``, ``momentum_update``, ``rmsprop_update``, ``adam_update``.
-Optimizer objects owning state and step count: ``SGD``, ``Momentum``, ``RMSProp``, ``Adam``;
+``sgd_update``, ``momentum_update``, ``rmsprop_update``, ``adam_update``, ``adagrad_update``;
+``clip_grad_norm`` (global-norm clipping, summed in a fixed order).
+Optimizer objects owning state and step count: ``SGD``, ``Momentum``, ``RMSProp``, ``Adam``,
+``AdamW``, ``Adagrad`` (torch.optim's options in the course's arithmetic, ``max_grad_norm``);
 ``pack``/``pack_like`` put many arrays in one buffer so that a step is one kernel call.
 Build and runtime configuration (SIMD path, threads, flags): ``show_config()``.
 
@@ -18,15 +20,19 @@ Comparison helpers (ULP distance, bitwise assertions): ``fastopt.testing``.
 from . import lab, reference, schedules, testing
 from ._config import show_config
 from ._minibatch import MiniBatches, minibatches
-from ._optim import SGD, Adam, Momentum, NonFiniteGradientError, Optimizer, RMSProp
+from ._clip import NonFiniteNormError
+from ._optim import (SGD, Adagrad, Adam, AdamW, Momentum, NonFiniteGradientError, Optimizer,
+                     RMSProp)
 from ._packing import PackedArrays, pack, pack_like
 from ._smoothing import EWA
 from ._threads import get_num_threads, num_threads, set_num_threads
-from ._updates import adam_update, ewa, momentum_update, rmsprop_update, sgd_update
+from ._updates import (adagrad_update, adam_update, clip_grad_norm, ewa, momentum_update,
+                       rmsprop_update, sgd_update)
 
 __version__ = "0.1.0"
 
-__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
-           "MiniBatches", "minibatches", "schedules", "set_num_threads", "get_num_threads",
-           "num_threads", "SGD", "Momentum", "RMSProp", "Adam", "Optimizer",
-           "NonFiniteGradientError", "pack", "pack_like", "PackedArrays", "show_config"]
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "adagrad_update",
+           "clip_grad_norm", "ewa", "EWA", "MiniBatches", "minibatches", "schedules",
+           "set_num_threads", "get_num_threads", "num_threads", "SGD", "Momentum", "RMSProp",
+           "Adam", "AdamW", "Adagrad", "Optimizer", "NonFiniteGradientError",
+           "NonFiniteNormError", "pack", "pack_like", "PackedArrays", "show_config"]

@@ -132,7 +132,7 @@ def update_parameters_with_gd(ops, parameters, grads, learning_rate):
     entries = _check_entries(parameters, grads, ())
     learning_rate = _v.check_lr(learning_rate, "learning_rate")
     for _, param, grad, _ in entries:
-        ops.sgd(param, grad, learning_rate)
+        ops.sgd(param, grad, None, learning_rate, 0.0, 0.0, 0.0, False, False, False, 1.0)
     return parameters
 
 def initialize_velocity(parameters):
@@ -178,7 +178,7 @@ def update_parameters_with_momentum(ops, parameters, grads, v, beta, learning_ra
     beta = _v.check_beta(beta, "beta")
     learning_rate = _v.check_lr(learning_rate, "learning_rate")
     for _, param, grad, (velocity,) in entries:
-        ops.momentum(param, grad, velocity, learning_rate, beta)
+        ops.momentum(param, grad, velocity, learning_rate, beta, 0.0, False, False, 1.0)
     return parameters, v
 
 def initialize_rmsprop(parameters):
@@ -222,7 +222,8 @@ def update_parameters_with_rmsprop(ops, parameters, grads, s, beta, learning_rat
     learning_rate = _v.check_lr(learning_rate, "learning_rate")
     epsilon = _v.check_eps(epsilon, "epsilon")
     for _, param, grad, (sq_avg,) in entries:
-        ops.rmsprop(param, grad, sq_avg, learning_rate, beta, epsilon)
+        ops.rmsprop(param, grad, sq_avg, None, None, learning_rate, beta, epsilon, 0.0, 0.0,
+                     False, 1.0)
     return parameters, s
 
 def initialize_adam(parameters):
@@ -276,7 +277,8 @@ def update_parameters_with_adam(ops, parameters, grads, v, s, t, learning_rate=0
     bias1, bias2 = bias_correction(beta1, t), bias_correction(beta2, t)
     v_corrected, s_corrected = {}, {}
     for gkey, param, grad, (m, v_) in entries:  # the course's v and s are Adam's m and v
-        ops.adam(param, grad, m, v_, learning_rate, beta1, beta2, epsilon, bias1, bias2)
+        ops.adam(param, grad, m, v_, None, learning_rate, beta1, beta2, epsilon, bias1, bias2,
+                 0.0, False, False, 1.0)
         # The corrected moments are the kernel's m_hat and v_hat; recomputing them with
         # NumPy gives the same bits (the same division, rounded once) without widening the
         # kernel's signature for a result only this function returns.

@@ -1,8 +1,9 @@
 """The Cython arithmetic, unchecked, with the signatures of ``fastopt.reference._ops``.
 
 Callers validate first. ``reshape(-1)`` of a C-contiguous array is a view, never a copy, and gives
-the kernels the 1-D contiguous buffers they take. Calls go to the SIMD variant chosen by
-``fastopt._dispatch`` (looked up on every call, so that switching variants takes effect at once).
+the kernels the 1-D contiguous buffers they take (an absent option's state array stays None).
+Calls go to the SIMD variant chosen by ``fastopt._dispatch`` (looked up on every call, so that
+switching variants takes effect at once).
 """
 from . import _dispatch
 
@@ -13,23 +14,51 @@ def kernel_table():
     return _dispatch.table
 
 
-def sgd(param, grad, lr):
-    _dispatch.table["sgd", param.dtype](param.reshape(-1), grad.reshape(-1), lr)
+def _flat(x):
+    return None if x is None else x.reshape(-1)
 
 
-def momentum(param, grad, velocity, lr, beta):
+def sgd(param, grad, momentum_buffer, lr, weight_decay, momentum, dampening, nesterov, first,
+        maximize, grad_scale):
+    _dispatch.table["sgd", param.dtype](param.reshape(-1), grad.reshape(-1),
+                                        _flat(momentum_buffer), lr, weight_decay, momentum,
+                                        dampening, nesterov, first, maximize, grad_scale)
+
+
+def momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, grad_scale):
     _dispatch.table["momentum", param.dtype](param.reshape(-1), grad.reshape(-1),
-                                             velocity.reshape(-1), lr, beta)
+                                             velocity.reshape(-1), lr, beta, weight_decay,
+                                             nesterov, maximize, grad_scale)
 
 
-def rmsprop(param, grad, sq_avg, lr, beta, eps):
+def rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
+            momentum, maximize, grad_scale):
     _dispatch.table["rmsprop", param.dtype](param.reshape(-1), grad.reshape(-1),
-                                            sq_avg.reshape(-1), lr, beta, eps)
+                                            sq_avg.reshape(-1), _flat(grad_avg),
+                                            _flat(momentum_buffer), lr, beta, eps, weight_decay,
+                                            momentum, maximize, grad_scale)
 
 
-def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
+def adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias1, bias2, weight_decay, decoupled,
+         maximize, grad_scale):
     _dispatch.table["adam", param.dtype](param.reshape(-1), grad.reshape(-1), m.reshape(-1),
-                                         v.reshape(-1), lr, beta1, beta2, eps, bias1, bias2)
+                                         v.reshape(-1), _flat(v_max), lr, beta1, beta2, eps,
+                                         bias1, bias2, weight_decay, decoupled, maximize,
+                                         grad_scale)
+
+
+def adagrad(param, grad, sum_sq, clr, eps, weight_decay, maximize, grad_scale):
+    _dispatch.table["adagrad", param.dtype](param.reshape(-1), grad.reshape(-1),
+                                            sum_sq.reshape(-1), clr, eps, weight_decay, maximize,
+                                            grad_scale)
+
+
+def sumsq(x):
+    return _dispatch.table["sumsq", x.dtype](x.reshape(-1))
+
+
+def scale(x, coef):
+    _dispatch.table["scale", x.dtype](x.reshape(-1), coef)
 
 
 def all_finite(x):

@@ -2,33 +2,79 @@
 arithmetic is the stateless update of ``ops`` (``fastopt._ops`` here, ``fastopt.reference._ops``
 in the reference's subclasses), so the two implementations behave identically.
 
+Invariants. Every public attribute validates on assignment with the constructor's message;
+options that size the state (``amsgrad``, ``centered``, whether ``momentum`` is zero) cannot
+change after construction. Checkpoints are in ``fastopt._checkpoint``.
+
 Cost model. Parameters are validated once, at construction; a step validates only the gradients
 (type, dtype, shape, contiguity and overlap, ~1 us an array) and then runs one kernel per array,
 or a single kernel over the whole buffer when parameters and gradients are packed
-(:func:`fastopt.pack`).
+(:func:`fastopt.pack`). ``max_grad_norm`` adds one read of the gradients (their norm); the
+scaling itself is fused into the update.
 """
 import math
-import os
-import tempfile
-import zipfile
 
 import numpy as np
 
+from . import _checkpoint
 from . import _ops as _fast_ops
 from . import _validation as _v
+from ._clip import global_norm
 from ._packing import PackedArrays, pack_like
+from ._scalars import adagrad_lr, bias_correction, clip_coefficient
 from .schedules import Schedule, as_schedule
 
 NONFINITE = ("propagate", "raise", "skip")
-FORMAT_VERSION = 1
 
 
 class NonFiniteGradientError(ValueError):
     """A gradient holds inf or NaN and the optimizer was built with ``nonfinite="raise"``."""
 
 
+def _check_nonfinite(value, name):
+    if not isinstance(value, str) or value not in NONFINITE:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, NONFINITE))}, got "
+                         f"{value!r}")
+    return value
+
+
+def _check_max_grad_norm(value, name):
+    if value is None:
+        return None
+    return _v.check_positive(value, name)
+
+
+def _check_lr(value, name):
+    return value if isinstance(value, Schedule) else as_schedule(value, name).lr
+
+
+class Hyper:
+    """A hyperparameter attribute: assigning it runs the constructor's check (and the class's
+    combination rules) before anything changes. ``fixed``: it sizes the state, so it is
+    read-only after construction."""
+
+    def __init__(self, check, fixed=False):
+        self.check, self.fixed = check, fixed
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj._hyper[self.name]
+
+    def __set__(self, obj, value):
+        if self.fixed:
+            raise AttributeError(f"{self.name} sizes the optimizer's state and is fixed when it "
+                                 f"is built; build a new {type(obj).__name__} to change it")
+        hyper = dict(obj._hyper)
+        hyper[self.name] = self.check(value, self.name)
+        obj._check_combination(hyper, obj._hyper)
+        obj._hyper = hyper
+
+
 class Optimizer:
-    """Base class: see :class:`SGD`, :class:`Momentum`, :class:`RMSProp`, :class:`Adam`.
+    """Base class: see :class:`SGD`, :class:`Momentum`, :class:`RMSProp`, :class:`Adam`,
+    :class:`AdamW`, :class:`Adagrad`.
 
     Parameters common to every optimizer
     ------------------------------------
@@ -45,41 +91,54 @@ class Optimizer:
         :class:`NonFiniteGradientError` and "skip" skips the step; both decide before anything
         is written, and neither advances the step count. ``step`` returns False for a skipped
         step, and ``skipped`` counts them.
+    max_grad_norm : float, optional
+        Clip the gradients' global L2 norm to this value inside :meth:`step`, as
+        :func:`fastopt.clip_grad_norm` would (docs/contract.md §8), without writing the
+        gradients: the scaling is fused into the update. ``last_grad_norm`` holds the norm.
+
+    Every hyperparameter is an attribute, validated when assigned (a fixed one, which sizes
+    the state, cannot be assigned); so are ``lr``, ``nonfinite``, ``max_grad_norm``, ``t`` (steps
+    taken) and ``skipped``.
     """
 
     _ops = _fast_ops
-    _rule = None          # name of the ops function
-    _state_names = ()     # state arrays per parameter
-    _hyper_names = ()     # hyperparameters besides lr, in kernel order
+    _rule = None              # name of the ops function
+    _kernel_states = ()       # every state array the kernel takes, in its order
 
-    def __init__(self, params, lr, nonfinite="propagate", **hyper):
+    lr = Hyper(_check_lr)
+    nonfinite = Hyper(_check_nonfinite)
+    max_grad_norm = Hyper(_check_max_grad_norm)
+
+    def __init__(self, params, lr, nonfinite="propagate", max_grad_norm=None, **hyper):
         self._keys, arrays = _normalize_params(params)
         self._dict_params = isinstance(params, dict)
         self._names = [f"params[{k!r}]" for k in self._keys]
         for name, arr in zip(self._names, arrays):
             _v.check_float_array(arr, name, writeable=True)
         _v.check_no_overlap(list(zip(self._names, arrays)))
-        self.lr = lr
-        if nonfinite not in NONFINITE:
-            raise ValueError(f"nonfinite must be one of {', '.join(map(repr, NONFINITE))}, got "
-                             f"{nonfinite!r}")
-        self.nonfinite = nonfinite
-        self._hyper = self._check_hyper(**hyper)
-        self.t = 0
-        self.skipped = 0
+        self._hyper = self._checked_hyper(dict(lr=lr, nonfinite=nonfinite,
+                                               max_grad_norm=max_grad_norm, **hyper))
+        self._t = self._skipped = 0
+        self.last_grad_norm = None
         self._table = self._calls = self._packed_call = None
         self._params = arrays
         self._packed = params if isinstance(params, PackedArrays) else None
+        self._state_names = tuple(s for s in self._kernel_states if self._has_state(s))
         if self._packed is not None:
             packed_state = {s: pack_like(self._packed) for s in self._state_names}
             self._state = {s: [packed_state[s][k] for k in self._keys]
                            for s in self._state_names}
-            self._packed_state_buffers = [packed_state[s].buffer for s in self._state_names]
+            self._packed_state_buffers = [
+                packed_state[s].buffer if s in packed_state else None
+                for s in self._kernel_states]
         else:
             self._state = {s: [np.zeros_like(a) for a in arrays] for s in self._state_names}
+        for s in self._state_names:
+            for a in self._state[s]:
+                a[...] = self._initial_state(s)
         self._flat = [a.reshape(-1) for a in arrays]
-        self._flat_states = [[self._state[s][i].reshape(-1) for s in self._state_names]
-                             for i in range(len(arrays))]
+        self._flat_states = [[self._state[s][i].reshape(-1) if s in self._state else None
+                              for s in self._kernel_states] for i in range(len(arrays))]
         # Overlap of a gradient with our arrays: when every one of them owns its memory (no
         # view of a user buffer), a gradient that owns its memory overlaps one only by being it.
         ours = list(arrays) + [a for s in self._state_names for a in self._state[s]]
@@ -93,37 +152,71 @@ class Optimizer:
 
     # -- hyperparameters ---------------------------------------------------------------------
 
-    @property
-    def lr(self):
-        """Learning rate: a float, or a schedule evaluated at the step count."""
-        return self._lr
+    @classmethod
+    def _hyper_attributes(cls):
+        """Name -> Hyper descriptor, lr first, then the class's own in definition order."""
+        found = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Hyper):
+                    found[name] = value
+        order = ["lr"] + [n for n in found if n not in ("lr", "nonfinite", "max_grad_norm")]
+        return {n: found[n] for n in order + ["nonfinite", "max_grad_norm"]}
 
-    @lr.setter
-    def lr(self, value):
-        self._lr = value if isinstance(value, Schedule) else as_schedule(value).lr
+    def _checked_hyper(self, values):
+        """Validate a full set of hyperparameters (construction and checkpoints)."""
+        hyper = {name: spec.check(values[name], name)
+                 for name, spec in self._hyper_attributes().items()}
+        self._check_combination(hyper, None)
+        return hyper
 
-    def _lr_now(self):
-        if isinstance(self._lr, Schedule):
-            # A schedule's value is checked like a given lr: ExponentialDecay with a rate above
-            # 1 can reach inf, and a kernel would spread it silently.
-            value = self._lr(self.t)
-            if not 0.0 <= value < math.inf:  # NaN fails too
-                raise ValueError(f"lr (from {self._lr!r} at step {self.t}) must be finite and "
-                                 f">= 0, got {value!r}")
-            return value
-        return self._lr
+    def _check_combination(self, hyper, old):
+        """Rules across hyperparameters; ``old`` is the current set (None at construction)."""
 
-    def _check_hyper(self, **hyper):
-        raise NotImplementedError
+    def _has_state(self, name):
+        return True
+
+    def _initial_state(self, name):
+        return 0.0
 
     @property
     def hyperparameters(self):
-        """All hyperparameters as a dict (``lr`` as given: a float or a schedule)."""
-        return {"lr": self._lr, **dict(zip(self._hyper_names, self._hyper))}
+        """Every hyperparameter as a dict (``lr`` as given: a float or a schedule)."""
+        return dict(self._hyper)
+
+    @property
+    def t(self):
+        """Steps taken (skipped steps excluded); assign an integer >= 0 to move the count."""
+        return self._t
+
+    @t.setter
+    def t(self, value):
+        self._t = _v.check_count(value, "t", 0)
+
+    @property
+    def skipped(self):
+        """Steps skipped for non-finite gradients (``nonfinite="skip"``)."""
+        return self._skipped
+
+    @skipped.setter
+    def skipped(self, value):
+        self._skipped = _v.check_count(value, "skipped", 0)
+
+    def _lr_now(self):
+        lr = self._hyper["lr"]
+        if isinstance(lr, Schedule):
+            # A schedule's value is checked like a given lr: ExponentialDecay with a rate above
+            # 1 can reach inf, and a kernel would spread it silently.
+            value = lr(self._t)
+            if not 0.0 <= value < math.inf:  # NaN fails too
+                raise ValueError(f"lr (from {lr!r} at step {self._t}) must be finite and "
+                                 f">= 0, got {value!r}")
+            return value
+        return lr
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
-        return f"{type(self).__name__}({len(self._params)} arrays, {args}, step {self.t})"
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        return f"{type(self).__name__}({len(self._params)} arrays, {args}, step {self._t})"
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -152,16 +245,29 @@ class Optimizer:
         else:
             flat_grads = self._check_grads(grads)
             checks = flat_grads
-        if self.nonfinite != "propagate" and not all(self._ops.all_finite(g) for g in checks):
-            if self.nonfinite == "raise":
+        hyper = self._hyper
+        scale = 1.0
+        finite = None
+        if hyper["max_grad_norm"] is not None:
+            # The norm of each array in parameter order (a packed buffer by its entries), so
+            # that dict, list and packed gradients give the same norm (docs/contract.md §8).
+            entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
+            norm = global_norm(self._ops, entries)
+            finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
+            scale = clip_coefficient(norm, hyper["max_grad_norm"])
+        if (hyper["nonfinite"] != "propagate" and finite is None
+                and not all(self._ops.all_finite(g) for g in checks)):
+            if hyper["nonfinite"] == "raise":
                 raise NonFiniteGradientError(
-                    f"a gradient holds inf or NaN at step {self.t + 1}; nothing was updated "
+                    f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
                     f"(nonfinite='raise')")
-            self.skipped += 1
+            self._skipped += 1
             return False
         lr = self._lr_now()
-        self.t += 1
-        scalars = self._scalars(lr)
+        if hyper["max_grad_norm"] is not None:
+            self.last_grad_norm = norm
+        self._t += 1
+        scalars = self._scalars(lr, scale)
         if self._ops.kernel_table() is not self._table:  # first step, or a new SIMD variant
             self._bind_kernels()
         if flat_grads is None:
@@ -179,14 +285,17 @@ class Optimizer:
 
         def call(p, states):
             view = table["as_view", p.dtype]
-            return table[self._rule, p.dtype], view(p), [view(s) for s in states]
+            return (table[self._rule, p.dtype], view(p),
+                    [None if s is None else view(s) for s in states])
 
         self._calls = [call(p, states) for p, states in zip(self._flat, self._flat_states)]
         if self._packed is not None:
             self._packed_call = call(self._packed.buffer, self._packed_state_buffers)
 
-    def _scalars(self, lr):
-        return (lr, *self._hyper)
+    def _scalars(self, lr, scale):
+        """The kernel's arguments after the arrays, for a step with ``lr`` whose gradients are
+        scaled by ``scale`` (1: not clipped)."""
+        raise NotImplementedError
 
     def _check_grads(self, grads):
         """Validate the gradients against the parameters; return them flat, in order."""
@@ -231,7 +340,7 @@ class Optimizer:
             _v.check_no_overlap(self._ours_named, named)
         return flat
 
-    # -- checkpoints -------------------------------------------------------------------------
+    # -- checkpoints (fastopt._checkpoint) ---------------------------------------------------
 
     def state_dict(self):
         """Everything needed to resume: copies of the parameters and state, the step count,
@@ -240,126 +349,33 @@ class Optimizer:
         Returns
         -------
         dict
-            ``{"optimizer", "version", "keys", "step", "skipped", "hyperparameters", "params",
+            ``{"optimizer", "version", "keys", "t", "skipped", "hyperparameters", "params",
             "state"}``; ``params`` is a list of arrays in parameter order, ``state`` a dict of
             such lists.
         """
-        return self._state_dict(copy=True)
-
-    def _state_dict(self, copy):
-        """:meth:`state_dict`, with the arrays themselves when ``copy`` is False (for ``save``,
-        which only writes them)."""
-        take = np.copy if copy else (lambda a: a)
-        return {
-            "optimizer": type(self).__name__,
-            "version": FORMAT_VERSION,
-            "keys": list(self._keys),
-            "step": self.t,
-            "skipped": self.skipped,
-            "hyperparameters": self._saved_hyperparameters(),
-            "params": [take(p) for p in self._params],
-            "state": {s: [take(a) for a in self._state[s]] for s in self._state_names},
-        }
-
-    def _saved_hyperparameters(self):
-        """The hyperparameters as a checkpoint stores them (a schedule by its ``repr``)."""
-        return {k: (repr(v) if isinstance(v, Schedule) else v)
-                for k, v in self.hyperparameters.items()}
+        return _checkpoint.state_dict(self, copy=True)
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`: parameters and state are copied into the existing
-        arrays (packing and views are kept), then the step count is set.
+        arrays (packing and views are kept); the step count and the hyperparameters (``lr``
+        and its schedule included) are taken from ``state``, as torch does.
 
-        Everything is validated first (optimizer type, keys, hyperparameters, shapes, dtypes);
-        on any mismatch a ``ValueError``/``TypeError`` names it and nothing changes.
+        Everything is validated first: optimizer type, format version, keys, shapes, dtypes,
+        the state arrays present, and every hyperparameter with the constructor's checks (those
+        that size the state must equal this optimizer's). On any mismatch a
+        ``ValueError``/``TypeError`` names it and nothing changes.
         """
-        params, states, step, skipped = self._validate_state(state)
-        for dst, src in zip(self._params, params):
-            dst[...] = src
-        for s in self._state_names:
-            for dst, src in zip(self._state[s], states[s]):
-                dst[...] = src
-        self.t, self.skipped = step, skipped
-
-    def _validate_state(self, state):
-        _v.check_mapping(state, "state")
-        required = ("optimizer", "version", "keys", "step", "skipped", "hyperparameters",
-                    "params", "state")
-        missing = [k for k in required if k not in state]
-        if missing:
-            raise ValueError(f"state is missing {missing}; it is not a fastopt optimizer "
-                             f"state_dict")
-        if state["optimizer"] != type(self).__name__:
-            raise ValueError(f"state is for an optimizer of type {state['optimizer']}; this one "
-                             f"is {type(self).__name__}")
-        if state["version"] != FORMAT_VERSION:
-            raise ValueError(f"state has format version {state['version']!r}; this fastopt "
-                             f"reads version {FORMAT_VERSION}")
-        if [str(k) for k in state["keys"]] != [str(k) for k in self._keys]:
-            raise ValueError(f"state holds parameters {list(state['keys'])}; this optimizer has "
-                             f"{list(self._keys)}")
-        ours = self._saved_hyperparameters()
-        theirs = dict(state["hyperparameters"])
-        if theirs != ours:
-            diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
-            raise ValueError(f"state has different hyperparameters {diff}: saved "
-                             f"{ {k: theirs.get(k) for k in diff} }, this optimizer "
-                             f"{ {k: ours.get(k) for k in diff} }")
-        step = _v.check_count(state["step"], "state['step']", 0)
-        skipped = _v.check_count(state["skipped"], "state['skipped']", 0)
-        params = self._check_arrays(state["params"], "state['params']")
-        _v.check_mapping(state["state"], "state['state']")
-        if set(state["state"]) != set(self._state_names):
-            raise ValueError(f"state['state'] holds {sorted(state['state'])}; expected "
-                             f"{sorted(self._state_names)}")
-        states = {s: self._check_arrays(state["state"][s], f"state['state'][{s!r}]")
-                  for s in self._state_names}
-        return params, states, step, skipped
-
-    def _check_arrays(self, arrays, what):
-        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self._params):
-            raise ValueError(f"{what} must be a list of {len(self._params)} arrays")
-        for key, ref, arr in zip(self._keys, self._params, arrays):
-            name = f"{what}[{key!r}]"
-            if not isinstance(arr, np.ndarray):
-                raise TypeError(f"{name} must be an ndarray, got {type(arr).__name__}")
-            _v.check_same_layout(arr, name, ref, f"params[{key!r}]")
-        return arrays
+        _checkpoint.load_state_dict(self, state)
 
     def save(self, path):
         """Write :meth:`state_dict` to a ``.npz`` file, atomically.
 
         The file is written next to ``path`` under a temporary name, flushed to disk, then
         renamed over ``path``: a crash leaves either the old file or the new one, never half of
-        one. Only plain arrays are stored (no pickles).
+        one. Only plain arrays and plain data are stored (a schedule as its class name and
+        arguments, no pickles).
         """
-        state = self._state_dict(copy=False)
-        arrays = {
-            "meta.optimizer": np.array(state["optimizer"]),
-            "meta.version": np.array(state["version"]),
-            "meta.keys": np.array([str(k) for k in state["keys"]]),
-            "meta.step": np.array(state["step"], dtype=np.int64),
-            "meta.skipped": np.array(state["skipped"], dtype=np.int64),
-        }
-        for k, v in state["hyperparameters"].items():
-            arrays[f"hyper.{k}"] = np.array(v)
-        for i, p in enumerate(state["params"]):
-            arrays[f"param.{i}"] = p
-        for s, lst in state["state"].items():
-            for i, a in enumerate(lst):
-                arrays[f"state.{s}.{i}"] = a
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _checkpoint.save(self, path)
 
     def load(self, path):
         """Restore a checkpoint written by :meth:`save` (see :meth:`load_state_dict`).
@@ -368,55 +384,7 @@ class Optimizer:
         rejected, never unpickled. A truncated or corrupted file raises ``ValueError``; in
         every failure the optimizer and its parameters are unchanged.
         """
-        with open(path, "rb") as f:  # ours to close, even when np.load fails half-way
-            if f.read(4) != b"PK\x03\x04":
-                # Without this, NumPy would try the file as a pickle and suggest
-                # allow_pickle=True: the wrong advice for a file that should be an .npz.
-                raise ValueError(f"{os.fspath(path)!r} is not a fastopt checkpoint: not an .npz "
-                                 f"(zip) file")
-            f.seek(0)
-            try:
-                with np.load(f, allow_pickle=False) as npz:
-                    data = {k: npz[k] for k in npz.files}
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-                raise ValueError(f"{os.fspath(path)!r} is not a readable fastopt checkpoint: "
-                                 f"{exc}") from None
-        self.load_state_dict(self._state_from_arrays(data, os.fspath(path)))
-
-    def _state_from_arrays(self, data, path):
-        def scalar(key, kind):
-            if key not in data:
-                raise ValueError(f"{path!r} has no {key!r}: not a fastopt checkpoint")
-            arr = data[key]
-            if arr.shape != () or arr.dtype.kind not in kind:
-                raise ValueError(f"{path!r}: {key!r} has the wrong type ({arr.dtype}, shape "
-                                 f"{arr.shape})")
-            return arr.item()
-
-        keys = data.get("meta.keys")
-        if keys is None or keys.ndim != 1 or keys.dtype.kind != "U":
-            raise ValueError(f"{path!r} has no valid 'meta.keys': not a fastopt checkpoint")
-        n = keys.shape[0]
-        hyper = {}
-        for name in data:
-            if name.startswith("hyper."):
-                hyper[name[6:]] = scalar(name, "fiU")
-        expected = {f"param.{i}" for i in range(n)} | {
-            f"state.{s}.{i}" for s in self._state_names for i in range(n)}
-        arrays = {k for k in data if k.startswith(("param.", "state."))}
-        if arrays != expected:
-            raise ValueError(f"{path!r} holds arrays {sorted(arrays)}; expected "
-                             f"{sorted(expected)}")
-        return {
-            "optimizer": scalar("meta.optimizer", "U"),
-            "version": scalar("meta.version", "iu"),
-            "keys": [str(k) for k in keys],
-            "step": scalar("meta.step", "iu"),
-            "skipped": scalar("meta.skipped", "iu"),
-            "hyperparameters": hyper,
-            "params": [data[f"param.{i}"] for i in range(n)],
-            "state": {s: [data[f"state.{s}.{i}"] for i in range(n)] for s in self._state_names},
-        }
+        _checkpoint.load(self, path)
 
     # -- access ------------------------------------------------------------------------------
 
@@ -426,6 +394,11 @@ class Optimizer:
         if self._dict_params:
             return dict(zip(self._keys, self._params))
         return list(self._params)
+
+    @property
+    def state_names(self):
+        """The state arrays this optimizer keeps, e.g. ``("m", "v")``."""
+        return self._state_names
 
     def state(self, name):
         """The state arrays ``name`` (e.g. ``"m"``), in the structure of the parameters.
@@ -453,8 +426,22 @@ def _normalize_params(params):
                     f"{type(params).__name__}")
 
 
+def _check_momentum_kept(hyper, old, cls_name):
+    """A momentum of 0 has no buffer: it cannot become > 0 later, nor the reverse."""
+    if old is not None and (hyper["momentum"] > 0) != (old["momentum"] > 0):
+        raise ValueError(f"momentum={hyper['momentum']!r}: this {cls_name} was built with "
+                         f"momentum={old['momentum']!r}, and whether momentum is 0 decides its "
+                         f"state; build a new {cls_name} to switch")
+
+
 class SGD(Optimizer):
-    """Gradient descent: ``p = p - lr*g`` for every parameter.
+    """Gradient descent: ``p = p - lr*g``; with ``momentum > 0``, torch's heavy ball
+    (docs/contract.md §7): ``buf = g`` on the first step, then
+    ``buf = momentum*buf + (1-dampening)*g``, and ``p = p - lr*buf`` (Nesterov:
+    ``p = p - lr*(g + momentum*buf)``). State: ``"momentum_buffer"`` when ``momentum > 0``.
+
+    ``weight_decay`` adds ``weight_decay*p`` to the gradient; ``maximize`` negates it first.
+    ``nesterov`` needs ``momentum > 0`` and ``dampening == 0``, as in torch.
 
     Examples
     --------
@@ -468,48 +455,104 @@ class SGD(Optimizer):
     """
 
     _rule = "sgd"
+    _kernel_states = ("momentum_buffer",)
+    momentum = Hyper(_v.check_nonnegative)
+    dampening = Hyper(_v.check_nonnegative)
+    nesterov = Hyper(_v.check_bool)
+    weight_decay = Hyper(_v.check_nonnegative)
+    maximize = Hyper(_v.check_bool)
 
-    def __init__(self, params, lr=0.01, nonfinite="propagate"):
-        super().__init__(params, lr, nonfinite)
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, momentum=momentum,
+                         dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+                         maximize=maximize)
 
-    def _check_hyper(self):
-        return ()
+    def _check_combination(self, hyper, old):
+        _v.check_sgd_momentum(hyper["momentum"], hyper["dampening"], hyper["nesterov"])
+        _check_momentum_kept(hyper, old, type(self).__name__)
+
+    def _has_state(self, name):
+        return self._hyper["momentum"] > 0
+
+    def _scalars(self, lr, scale):
+        h = self._hyper
+        return (lr, h["weight_decay"], h["momentum"], h["dampening"], h["nesterov"],
+                self._t == 1, h["maximize"], scale)
 
 
 class Momentum(Optimizer):
-    """Momentum (exponentially weighted average of gradients, the course's form):
-    ``v = beta*v + (1-beta)*g; p = p - lr*v``. State: ``"velocity"``."""
+    """Momentum in the course's form (an exponentially weighted average of gradients):
+    ``v = beta*v + (1-beta)*g; p = p - lr*v``; with ``nesterov``,
+    ``p = p - lr*(beta*v + (1-beta)*g)``. State: ``"velocity"``.
+    ``weight_decay`` and ``maximize`` as in :class:`SGD`."""
 
     _rule = "momentum"
-    _state_names = ("velocity",)
-    _hyper_names = ("beta",)
+    _kernel_states = ("velocity",)
+    beta = Hyper(_v.check_beta)
+    nesterov = Hyper(_v.check_bool)
+    weight_decay = Hyper(_v.check_nonnegative)
+    maximize = Hyper(_v.check_bool)
 
-    def __init__(self, params, lr=0.01, beta=0.9, nonfinite="propagate"):
-        super().__init__(params, lr, nonfinite, beta=beta)
+    def __init__(self, params, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0,
+                 maximize=False, nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, beta=beta, nesterov=nesterov,
+                         weight_decay=weight_decay, maximize=maximize)
 
-    def _check_hyper(self, beta):
-        return (_v.check_beta(beta, "beta"),)
+    def _scalars(self, lr, scale):
+        h = self._hyper
+        return lr, h["beta"], h["weight_decay"], h["nesterov"], h["maximize"], scale
 
 
 class RMSProp(Optimizer):
     """RMSProp: ``s = beta*s + (1-beta)*g*g; p = p - lr*g / (sqrt(s) + eps)``.
-    State: ``"sq_avg"``."""
+
+    ``centered`` keeps ``g_avg = beta*g_avg + (1-beta)*g`` and divides by
+    ``sqrt(s - g_avg*g_avg) + eps``; ``momentum > 0`` keeps ``buf = momentum*buf + g/denom``
+    and steps ``p = p - lr*buf`` (docs/contract.md §7). State: ``"sq_avg"``, plus
+    ``"grad_avg"`` when centered and ``"momentum_buffer"`` with momentum. ``centered`` is fixed
+    once built.
+    """
 
     _rule = "rmsprop"
-    _state_names = ("sq_avg",)
-    _hyper_names = ("beta", "eps")
+    _kernel_states = ("sq_avg", "grad_avg", "momentum_buffer")
+    beta = Hyper(_v.check_beta)
+    eps = Hyper(_v.check_eps)
+    centered = Hyper(_v.check_bool, fixed=True)
+    momentum = Hyper(_v.check_nonnegative)
+    weight_decay = Hyper(_v.check_nonnegative)
+    maximize = Hyper(_v.check_bool)
 
-    def __init__(self, params, lr=0.001, beta=0.9, eps=1e-8, nonfinite="propagate"):
-        super().__init__(params, lr, nonfinite, beta=beta, eps=eps)
+    def __init__(self, params, lr=0.001, beta=0.9, eps=1e-8, centered=False, momentum=0.0,
+                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, beta=beta, eps=eps,
+                         centered=centered, momentum=momentum, weight_decay=weight_decay,
+                         maximize=maximize)
 
-    def _check_hyper(self, beta, eps):
-        return _v.check_beta(beta, "beta"), _v.check_eps(eps, "eps")
+    def _check_combination(self, hyper, old):
+        _check_momentum_kept(hyper, old, type(self).__name__)
+
+    def _has_state(self, name):
+        if name == "grad_avg":
+            return self._hyper["centered"]
+        if name == "momentum_buffer":
+            return self._hyper["momentum"] > 0
+        return True
+
+    def _scalars(self, lr, scale):
+        h = self._hyper
+        return (lr, h["beta"], h["eps"], h["weight_decay"], h["momentum"], h["maximize"],
+                scale)
 
 
 class Adam(Optimizer):
     """Adam with bias correction (Kingma & Ba 2015), in the assignment's form (eps outside the
-    root, both moments divided by their corrections). State: ``"m"`` and ``"v"``; ``t`` counts
-    the steps taken.
+    root, both moments divided by their corrections). State: ``"m"`` and ``"v"``, plus
+    ``"v_max"`` with ``amsgrad`` (fixed once built); ``t`` counts the steps taken.
+
+    ``weight_decay`` adds ``weight_decay*p`` to the gradient (L2; :class:`AdamW` decouples it);
+    ``amsgrad`` divides by the running maximum of ``v``; ``maximize`` negates the gradient
+    (docs/contract.md §7).
 
     Examples
     --------
@@ -526,18 +569,85 @@ class Adam(Optimizer):
     """
 
     _rule = "adam"
-    _state_names = ("m", "v")
-    _hyper_names = ("beta1", "beta2", "eps")
+    _kernel_states = ("m", "v", "v_max")
+    _decoupled = False
+    beta1 = Hyper(_v.check_beta)
+    beta2 = Hyper(_v.check_beta)
+    eps = Hyper(_v.check_eps)
+    weight_decay = Hyper(_v.check_nonnegative)
+    amsgrad = Hyper(_v.check_bool, fixed=True)
+    maximize = Hyper(_v.check_bool)
 
-    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
-                 nonfinite="propagate"):
-        super().__init__(params, lr, nonfinite, beta1=beta1, beta2=beta2, eps=eps)
+    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, beta1=beta1, beta2=beta2,
+                         eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
 
-    def _check_hyper(self, beta1, beta2, eps):
-        return (_v.check_beta(beta1, "beta1"), _v.check_beta(beta2, "beta2"),
-                _v.check_eps(eps, "eps"))
+    def _has_state(self, name):
+        return name != "v_max" or self._hyper["amsgrad"]
 
-    def _scalars(self, lr):
-        beta1, beta2, eps = self._hyper
+    def _scalars(self, lr, scale):
+        h = self._hyper
         # float.__pow__ on doubles, with t a Python int, as in adam_update.
-        return lr, beta1, beta2, eps, 1 - beta1 ** self.t, 1 - beta2 ** self.t
+        return (lr, h["beta1"], h["beta2"], h["eps"], bias_correction(h["beta1"], self._t),
+                bias_correction(h["beta2"], self._t), h["weight_decay"], self._decoupled,
+                h["maximize"], scale)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): before the moments,
+    ``p = p*(1 - lr*weight_decay)``; the gradient itself is not decayed. Everything else as in
+    :class:`Adam`, whose arithmetic it shares (one kernel).
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> w = np.ones(2)
+    >>> opt = fastopt.AdamW([w], lr=0.1, weight_decay=0.5, max_grad_norm=1.0)
+    >>> opt.step([np.array([3.0, 4.0])]), opt.last_grad_norm
+    (True, 5.0)
+    >>> w
+    array([0.85, 0.85])
+    """
+
+    _decoupled = True
+
+    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                         nonfinite, max_grad_norm)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer 2011) with torch's options: at step t,
+    ``clr = lr / (1 + (t-1)*lr_decay)``, ``s = s + g*g``, ``p = p - clr*g / (sqrt(s) + eps)``.
+    State: ``"sum_sq"``, starting at ``initial_accumulator_value`` (fixed once built).
+    ``weight_decay`` and ``maximize`` as in :class:`SGD`."""
+
+    _rule = "adagrad"
+    _kernel_states = ("sum_sq",)
+    lr_decay = Hyper(_v.check_nonnegative)
+    weight_decay = Hyper(_v.check_nonnegative)
+    initial_accumulator_value = Hyper(_v.check_nonnegative, fixed=True)
+    eps = Hyper(_v.check_eps)
+    maximize = Hyper(_v.check_bool)
+
+    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, maximize=False,
+                 nonfinite="propagate", max_grad_norm=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, lr_decay=lr_decay,
+                         weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps,
+                         maximize=maximize)
+
+    def _initial_state(self, name):
+        return self._hyper["initial_accumulator_value"]
+
+    def _scalars(self, lr, scale):
+        h = self._hyper
+        return (adagrad_lr(lr, h["lr_decay"], self._t), h["eps"], h["weight_decay"],
+                h["maximize"], scale)
+
+
+OPTIMIZERS = (SGD, Momentum, RMSProp, Adam, AdamW, Adagrad)
+"""Every optimizer class, for code that offers a choice of them (the demos, the tests)."""

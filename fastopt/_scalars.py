@@ -20,3 +20,28 @@ def bias_correction(beta, t):
     (0.09999999999999998, 0.75)
     """
     return 1 - beta ** t
+
+
+def adagrad_lr(lr, lr_decay, t):
+    """Adagrad's learning rate at step ``t`` (1 on the first): ``lr / (1 + (t-1)*lr_decay)``.
+
+    Examples
+    --------
+    >>> adagrad_lr(0.1, 0.5, 1), adagrad_lr(0.1, 0.5, 3)
+    (0.1, 0.05)
+    """
+    return lr / (1 + (t - 1) * lr_decay)
+
+
+def clip_coefficient(total_norm, max_norm):
+    """The scale of every gradient for a global norm ``total_norm`` (docs/contract.md §8):
+    ``max_norm / (total_norm + 1e-6)`` when that is below 1, else 1 (nothing is scaled; a NaN
+    norm scales nothing either).
+
+    Examples
+    --------
+    >>> clip_coefficient(10.0, 1.0) < 1, clip_coefficient(0.5, 1.0)
+    (True, 1.0)
+    """
+    coef = max_norm / (total_norm + 1e-6)
+    return coef if coef < 1 else 1.0

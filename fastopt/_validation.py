@@ -299,32 +299,90 @@ def check_update_arrays(written, read):
 
 # --- per-rule argument sets: both implementations call these first ----------------------------
 
-def sgd_args(param, grad, lr):
-    """Validate ``sgd_update``'s arguments; return ``lr`` as a float."""
+def _written_state(written, name, array):
+    """Add an optional state array to the written ones (None: the option is off)."""
+    if array is not None:
+        written.append((name, array))
+
+
+def sgd_args(param, grad, lr, weight_decay, maximize):
+    """Validate ``sgd_update``'s arguments; return ``(lr, weight_decay, maximize)``."""
     check_update_arrays((("param", param),), (("grad", grad),))
-    return check_lr(lr)
+    return (check_lr(lr), check_nonnegative(weight_decay, "weight_decay"),
+            check_bool(maximize, "maximize"))
 
 
-def momentum_args(param, grad, velocity, lr, beta):
-    """Validate ``momentum_update``'s arguments; return ``(lr, beta)`` as floats."""
+def momentum_args(param, grad, velocity, lr, beta, nesterov, weight_decay, maximize):
+    """Validate ``momentum_update``'s arguments; return the scalars in signature order."""
     check_update_arrays((("param", param), ("velocity", velocity)), (("grad", grad),))
-    return check_lr(lr), check_beta(beta)
+    return (check_lr(lr), check_beta(beta), check_bool(nesterov, "nesterov"),
+            check_nonnegative(weight_decay, "weight_decay"), check_bool(maximize, "maximize"))
 
 
-def rmsprop_args(param, grad, sq_avg, lr, beta, eps):
-    """Validate ``rmsprop_update``'s arguments; return ``(lr, beta, eps)`` as floats."""
-    check_update_arrays((("param", param), ("sq_avg", sq_avg)), (("grad", grad),))
-    return check_lr(lr), check_beta(beta), check_eps(eps)
+def rmsprop_args(param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum,
+                 weight_decay, maximize):
+    """Validate ``rmsprop_update``'s arguments; return ``(lr, beta, eps, momentum,
+    weight_decay, maximize)``. ``grad_avg`` (centered) and ``momentum_buffer`` are checked like
+    ``sq_avg`` when given; ``momentum > 0`` needs a ``momentum_buffer``."""
+    written = [("param", param), ("sq_avg", sq_avg)]
+    _written_state(written, "grad_avg", grad_avg)
+    _written_state(written, "momentum_buffer", momentum_buffer)
+    check_update_arrays(written, (("grad", grad),))
+    momentum = check_nonnegative(momentum, "momentum")
+    if momentum > 0 and momentum_buffer is None:
+        raise ValueError(f"momentum={momentum!r} needs a momentum_buffer: pass "
+                         f"momentum_buffer=np.zeros_like(param) and keep it between steps")
+    return (check_lr(lr), check_beta(beta), check_eps(eps), momentum,
+            check_nonnegative(weight_decay, "weight_decay"), check_bool(maximize, "maximize"))
 
 
-def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps):
-    """Validate ``adam_update``'s arguments; return ``(t, lr, beta1, beta2, eps)``.
-
-    ``t`` comes back as a Python int and the rest as Python floats.
-    """
-    check_update_arrays((("param", param), ("m", m), ("v", v)), (("grad", grad),))
+def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max,
+              maximize):
+    """Validate ``adam_update``'s arguments; return ``(t, lr, beta1, beta2, eps, weight_decay,
+    decoupled, maximize)``: ``t`` a Python int, the rest Python floats and bools. ``v_max``
+    (AMSGrad) is checked like ``m`` and ``v`` when given."""
+    written = [("param", param), ("m", m), ("v", v)]
+    _written_state(written, "v_max", v_max)
+    check_update_arrays(written, (("grad", grad),))
     return (check_step(t), check_lr(lr), check_beta(beta1, "beta1"), check_beta(beta2, "beta2"),
-            check_eps(eps))
+            check_eps(eps), check_nonnegative(weight_decay, "weight_decay"),
+            check_bool(decoupled, "decoupled"), check_bool(maximize, "maximize"))
+
+
+def adagrad_args(param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize):
+    """Validate ``adagrad_update``'s arguments; return ``(t, lr, lr_decay, eps, weight_decay,
+    maximize)``."""
+    check_update_arrays((("param", param), ("sum_sq", sum_sq)), (("grad", grad),))
+    return (check_step(t), check_lr(lr), check_nonnegative(lr_decay, "lr_decay"),
+            check_eps(eps), check_nonnegative(weight_decay, "weight_decay"),
+            check_bool(maximize, "maximize"))
+
+
+def check_sgd_momentum(momentum, dampening, nesterov):
+    """torch's rule for SGD: Nesterov momentum needs ``momentum > 0`` and ``dampening == 0``."""
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"nesterov=True needs momentum > 0 and dampening == 0, got "
+                         f"momentum={momentum!r}, dampening={dampening!r}")
+
+
+def clip_args(grads, max_norm, error_if_nonfinite):
+    """Validate ``clip_grad_norm``'s arguments; return ``(names_and_arrays, max_norm,
+    error_if_nonfinite)``. Each gradient is scaled in place, so each must be a writeable
+    C-contiguous float array sharing no memory with another (it would be scaled twice)."""
+    if hasattr(grads, "keys") and hasattr(grads, "__getitem__"):
+        items = [(f"grads[{k!r}]", grads[k]) for k in grads.keys()]
+    elif isinstance(grads, (list, tuple)):
+        items = [(f"grads[{i}]", g) for i, g in enumerate(grads)]
+    elif isinstance(grads, np.ndarray):
+        items = [("grads", grads)]
+    else:
+        raise TypeError(f"grads must be an array, a dict or a list of arrays, got "
+                        f"{_describe(grads)}")
+    for name, g in items:
+        check_float_array(g, name, writeable=True)
+    check_no_overlap(items)
+    return (items, check_nonnegative(max_norm, "max_norm"),
+            check_bool(error_if_nonfinite, "error_if_nonfinite"))
 
 
 def ewa_args(x, beta, bias_correction, out):

@@ -11,6 +11,7 @@ MODULES = ["fastopt", "fastopt.reference", "fastopt.lab", "fastopt.reference.lab
            "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._lab",
            "fastopt._experiment", "fastopt._scalars",
            "fastopt._minibatch", "fastopt._optim", "fastopt._packing", "fastopt._threads",
+           "fastopt._clip", "fastopt._checkpoint",
            "fastopt._config"]
 
 

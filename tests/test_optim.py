@@ -273,7 +273,14 @@ def corrupt_cases(tmp_path):
         "wrong-keys": {**arrays, "meta.keys": np.array(["a", "b", "c", "d", "e", "f"])},
         "wrong-shape": {**arrays, "param.2": np.zeros((3, 3), np.float32)},
         "wrong-dtype": {**arrays, "state.m.1": arrays["state.m.1"].astype(np.float64)},
-        "wrong-hyper": {**arrays, "hyper.beta2": np.array(0.9)},
+        "invalid-hyper": {**arrays, "meta.hyperparameters": np.array(
+            str(arrays["meta.hyperparameters"]).replace('"beta2": 0.999', '"beta2": 1.5'))},
+        "fixed-hyper-differs": {**arrays, "meta.hyperparameters": np.array(
+            str(arrays["meta.hyperparameters"]).replace('"amsgrad": false', '"amsgrad": true'))},
+        "unknown-schedule": {**arrays, "meta.hyperparameters": np.array(
+            str(arrays["meta.hyperparameters"]).replace(
+                '"lr": 0.01', '"lr": {"schedule": "os.system", "args": {}}'))},
+        "not-json": {**arrays, "meta.hyperparameters": np.array("{beta2: 0.9")},
         "wrong-optimizer": {**arrays, "meta.optimizer": np.array("SGD")},
         "missing-state": {k: v for k, v in arrays.items() if k != "state.v.3"},
         "wrong-version": {**arrays, "meta.version": np.array(99)},
@@ -398,9 +405,11 @@ def test_steady_state_step_allocates_no_arrays(structure):
 def test_accessors_and_repr():
     opt = fastopt.Adam({"w": np.ones(2)}, lr=schedules.Constant(0.1), beta1=0.5)
     assert repr(opt) == ("Adam(1 arrays, lr=Constant(lr=0.1), beta1=0.5, beta2=0.999, "
-                         "eps=1e-08, step 0)")
+                         "eps=1e-08, weight_decay=0.0, amsgrad=False, maximize=False, "
+                         "nonfinite='propagate', max_grad_norm=None, step 0)")
     assert list(opt.params) == ["w"] and sorted(opt.hyperparameters) == [
-        "beta1", "beta2", "eps", "lr"]
+        "amsgrad", "beta1", "beta2", "eps", "lr", "max_grad_norm", "maximize", "nonfinite",
+        "weight_decay"]
     assert not opt.state("v")["w"].any()
     with pytest.raises(KeyError, match="has no state 'velocity'"):
         opt.state("velocity")

@@ -8,14 +8,15 @@ rounds each Python-float hyperparameter once to the array dtype (NEP 50), which 
 The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
 functions of ``fastopt.reference.lab``); the functions here validate, then call it.
 """
-from .. import _minibatch, _optim
+from .. import _clip, _minibatch, _optim
 from .. import _validation as _v
-from .._scalars import bias_correction
+from .._scalars import adagrad_lr, bias_correction
 from .._smoothing import EWA
 from . import _ops
 
-__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
-           "MiniBatches", "minibatches", "SGD", "Momentum", "RMSProp", "Adam"]
+__all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "adagrad_update",
+           "clip_grad_norm", "ewa", "EWA", "MiniBatches", "minibatches", "SGD", "Momentum",
+           "RMSProp", "Adam", "AdamW", "Adagrad"]
 
 
 def _over_reference(cls):
@@ -29,6 +30,8 @@ SGD = _over_reference(_optim.SGD)
 Momentum = _over_reference(_optim.Momentum)
 RMSProp = _over_reference(_optim.RMSProp)
 Adam = _over_reference(_optim.Adam)
+AdamW = _over_reference(_optim.AdamW)
+Adagrad = _over_reference(_optim.Adagrad)
 MiniBatches = _over_reference(_minibatch.MiniBatches)
 
 
@@ -39,10 +42,14 @@ def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, co
 minibatches.__doc__ = _minibatch.minibatches.__doc__
 
 
-def sgd_update(param, grad, lr):
+def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False):
     """Gradient descent step, in place.
 
     .. math:: p \\leftarrow p - \\eta\\, g
+
+    With ``maximize`` the gradient is negated first, and with ``weight_decay`` it becomes
+    ``g + weight_decay*p`` (L2, docs/contract.md §7). torch's heavy-ball momentum is the
+    :class:`SGD` optimizer's ``momentum=``.
 
     Parameters
     ----------
@@ -53,6 +60,10 @@ def sgd_update(param, grad, lr):
         read-only array is fine).
     lr : float
         Learning rate :math:`\\eta`, finite and >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty, finite and >= 0.
+    maximize : bool, default False
+        Ascend instead of descend (the gradient array itself is not written).
 
     Returns
     -------
@@ -72,11 +83,12 @@ def sgd_update(param, grad, lr):
     >>> p
     array([0.95, 2.05])
     """
-    lr = _v.sgd_args(param, grad, lr)
-    _ops.sgd(param, grad, lr)
+    lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize)
+    _ops.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
 
 
-def momentum_update(param, grad, velocity, lr, beta=0.9):
+def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_decay=0.0,
+                    maximize=False):
     """Momentum step (exponentially weighted average of gradients), in place.
 
     .. math::
@@ -84,7 +96,9 @@ def momentum_update(param, grad, velocity, lr, beta=0.9):
         v &\\leftarrow \\beta v + (1 - \\beta)\\, g \\\\
         p &\\leftarrow p - \\eta\\, v
 
-    This is the form of the Deep Learning Specialization, not PyTorch's ``v = mu*v + g``.
+    This is the form of the Deep Learning Specialization, not PyTorch's ``v = mu*v + g`` (that
+    one is :class:`SGD`'s ``momentum=``). With ``nesterov`` the step looks ahead:
+    ``p = p - lr*(beta*v + (1-beta)*g)`` with the new ``v`` (docs/contract.md §7).
 
     Parameters
     ----------
@@ -98,6 +112,10 @@ def momentum_update(param, grad, velocity, lr, beta=0.9):
         Learning rate, finite and >= 0.
     beta : float, default 0.9
         Momentum, ``0 <= beta < 1``.
+    nesterov : bool, default False
+    weight_decay : float, default 0.0
+        L2 penalty, finite and >= 0: ``g + weight_decay*p``.
+    maximize : bool, default False
 
     Returns
     -------
@@ -112,11 +130,13 @@ def momentum_update(param, grad, velocity, lr, beta=0.9):
     >>> v, p
     (array([0.2, 0.2, 0.2]), array([0.9, 0.9, 0.9]))
     """
-    lr, beta = _v.momentum_args(param, grad, velocity, lr, beta)
-    _ops.momentum(param, grad, velocity, lr, beta)
+    lr, beta, nesterov, weight_decay, maximize = _v.momentum_args(
+        param, grad, velocity, lr, beta, nesterov, weight_decay, maximize)
+    _ops.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
 
 
-def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
+def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
+                   momentum_buffer=None, momentum=0.0, weight_decay=0.0, maximize=False):
     """RMSProp step, in place (Tieleman & Hinton 2012, lecture 6.5).
 
     .. math::
@@ -124,7 +144,10 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
         s &\\leftarrow \\beta s + (1 - \\beta)\\, g^2 \\\\
         p &\\leftarrow p - \\frac{\\eta\\, g}{\\sqrt{s} + \\epsilon}
 
-    ``eps`` is added outside the square root.
+    ``eps`` is added outside the square root. Options (docs/contract.md §7): ``grad_avg``
+    makes it centered (``g_avg = beta*g_avg + (1-beta)*g``, the denominator becomes
+    ``sqrt(s - g_avg*g_avg) + eps``); ``momentum_buffer`` adds momentum
+    (``buf = momentum*buf + g/denom; p = p - lr*buf``).
 
     Parameters
     ----------
@@ -141,11 +164,20 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
         Decay of the average, ``0 <= beta < 1``.
     eps : float, default 1e-8
         Added to :math:`\\sqrt{s}`; finite and > 0.
+    grad_avg : ndarray, optional
+        Running average of gradients (centered RMSProp), like ``sq_avg``; updated in place.
+    momentum_buffer : ndarray, optional
+        Like ``sq_avg``; updated in place. Required when ``momentum > 0``.
+    momentum : float, default 0.0
+        Finite and >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty, finite and >= 0.
+    maximize : bool, default False
 
     Returns
     -------
     None
-        ``param`` and ``sq_avg`` are updated in place.
+        ``param``, ``sq_avg`` and the given optional arrays are updated in place.
 
     Examples
     --------
@@ -155,11 +187,15 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8):
     >>> s
     array([0.1, 0.1])
     """
-    lr, beta, eps = _v.rmsprop_args(param, grad, sq_avg, lr, beta, eps)
-    _ops.rmsprop(param, grad, sq_avg, lr, beta, eps)
+    lr, beta, eps, momentum, weight_decay, maximize = _v.rmsprop_args(
+        param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum, weight_decay,
+        maximize)
+    _ops.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
+                 momentum, maximize, 1.0)
 
 
-def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                decoupled=False, v_max=None, maximize=False):
     """Adam step with bias correction, in place (Kingma & Ba 2015, Algorithm 1).
 
     .. math::
@@ -173,6 +209,11 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     This is the assignment's form: ``eps`` outside the root, both moments divided by their bias
     correction (PyTorch instead divides by ``sqrt(1 - beta2**t)`` outside the root; Keras folds
     the corrections into the step size). ``beta**t`` is Python's ``float.__pow__``.
+
+    Options (docs/contract.md §7): ``weight_decay`` adds ``weight_decay*p`` to the gradient, or,
+    with ``decoupled=True`` (AdamW, Loshchilov & Hutter 2019), first shrinks the parameters,
+    ``p = p*(1 - lr*weight_decay)``; ``v_max`` turns on AMSGrad (Reddi et al. 2018):
+    ``v_max = max(v_max, v)`` (NaN wins) and ``v_hat = v_max / (1 - beta2**t)``.
 
     Parameters
     ----------
@@ -191,11 +232,18 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         Moment decay rates, each ``0 <= beta < 1``.
     eps : float, default 1e-8
         Added to :math:`\\sqrt{\\hat v}`; finite and > 0.
+    weight_decay : float, default 0.0
+        Finite and >= 0.
+    decoupled : bool, default False
+        AdamW's decoupled weight decay instead of L2.
+    v_max : ndarray, optional
+        AMSGrad's running maximum of ``v``, like ``m``; updated in place. Start from zeros.
+    maximize : bool, default False
 
     Returns
     -------
     None
-        ``param``, ``m`` and ``v`` are updated in place.
+        ``param``, ``m``, ``v`` (and ``v_max``) are updated in place.
 
     Examples
     --------
@@ -206,9 +254,67 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     >>> p
     array([-0.1,  0.1], dtype=float32)
     """
-    t, lr, beta1, beta2, eps = _v.adam_args(param, grad, m, v, t, lr, beta1, beta2, eps)
-    _ops.adam(param, grad, m, v, lr, beta1, beta2, eps, bias_correction(beta1, t),
-              bias_correction(beta2, t))
+    t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
+        param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize)
+    _ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
+              bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+
+
+def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_decay=0.0,
+                   maximize=False):
+    """Adagrad step, in place (Duchi, Hazan & Singer 2011; torch.optim's options).
+
+    .. math::
+
+        \\eta_t &= \\eta / (1 + (t - 1)\\, \\mathrm{lr\\_decay}) \\\\
+        s &\\leftarrow s + g^2 \\\\
+        p &\\leftarrow p - \\frac{\\eta_t\\, g}{\\sqrt{s} + \\epsilon}
+
+    Parameters
+    ----------
+    param : ndarray
+        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+    grad : ndarray
+        Gradient, same dtype and shape; only read.
+    sum_sq : ndarray
+        Sum of squared gradients, same dtype and shape; updated in place. Start from
+        ``initial_accumulator_value`` (zeros by default).
+    t : int
+        Steps taken, counting this one: 1 on the first call.
+    lr : float
+        Finite and >= 0.
+    lr_decay : float, default 0.0
+        Finite and >= 0.
+    eps : float, default 1e-10
+        Finite and > 0, added outside the square root.
+    weight_decay : float, default 0.0
+        L2 penalty, finite and >= 0.
+    maximize : bool, default False
+
+    Returns
+    -------
+    None
+        ``param`` and ``sum_sq`` are updated in place.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> p = np.ones(2); s = np.zeros(2)
+    >>> fastopt.adagrad_update(p, np.array([2.0, -2.0]), s, t=1, lr=0.1)
+    >>> p, s
+    (array([0.9, 1.1]), array([4., 4.]))
+    """
+    t, lr, lr_decay, eps, weight_decay, maximize = _v.adagrad_args(
+        param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize)
+    _ops.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize,
+                 1.0)
+
+
+def clip_grad_norm(grads, max_norm, error_if_nonfinite=False):
+    return _clip.clip_grad_norm(_ops, grads, max_norm, error_if_nonfinite)
+
+
+clip_grad_norm.__doc__ = _clip.clip_grad_norm.__doc__
 
 
 def ewa(x, beta=0.9, bias_correction=False, out=None):

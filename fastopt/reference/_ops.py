@@ -15,30 +15,117 @@ import numpy as np
 _quiet = np.errstate(all="ignore")
 
 
-@_quiet
-def sgd(param, grad, lr):
-    param[...] = param - lr * grad
+def _gradient(grad, param, grad_scale, maximize, weight_decay):
+    """The gradient as a rule uses it (docs/contract.md §7, §8): scaled by the clipping
+    coefficient, negated to maximize, then with L2 weight decay. The array ``grad`` itself is
+    never written."""
+    g = grad
+    if grad_scale != 1:
+        g = g * grad_scale
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    return g
 
 
 @_quiet
-def momentum(param, grad, velocity, lr, beta):
-    velocity[...] = beta * velocity + (1 - beta) * grad
-    param[...] = param - lr * velocity
+def sgd(param, grad, momentum_buffer, lr, weight_decay, momentum, dampening, nesterov, first,
+        maximize, grad_scale):
+    g = _gradient(grad, param, grad_scale, maximize, weight_decay)
+    if momentum_buffer is None:
+        param[...] = param - lr * g
+        return
+    if first:
+        momentum_buffer[...] = g
+    else:
+        momentum_buffer[...] = momentum * momentum_buffer + (1 - dampening) * g
+    if nesterov:
+        param[...] = param - lr * (g + momentum * momentum_buffer)
+    else:
+        param[...] = param - lr * momentum_buffer
 
 
 @_quiet
-def rmsprop(param, grad, sq_avg, lr, beta, eps):
-    sq_avg[...] = beta * sq_avg + (1 - beta) * (grad * grad)
-    param[...] = param - lr * grad / (np.sqrt(sq_avg) + eps)
+def momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, grad_scale):
+    g = _gradient(grad, param, grad_scale, maximize, weight_decay)
+    velocity[...] = beta * velocity + (1 - beta) * g
+    if nesterov:
+        param[...] = param - lr * (beta * velocity + (1 - beta) * g)
+    else:
+        param[...] = param - lr * velocity
 
 
 @_quiet
-def adam(param, grad, m, v, lr, beta1, beta2, eps, bias1, bias2):
-    m[...] = beta1 * m + (1 - beta1) * grad
+def rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
+            momentum, maximize, grad_scale):
+    g = _gradient(grad, param, grad_scale, maximize, weight_decay)
+    sq_avg[...] = beta * sq_avg + (1 - beta) * (g * g)
+    if grad_avg is not None:
+        grad_avg[...] = beta * grad_avg + (1 - beta) * g
+        denom = np.sqrt(sq_avg - grad_avg * grad_avg) + eps
+    else:
+        denom = np.sqrt(sq_avg) + eps
+    if momentum_buffer is not None:
+        momentum_buffer[...] = momentum * momentum_buffer + g / denom
+        param[...] = param - lr * momentum_buffer
+    else:
+        param[...] = param - lr * g / denom
+
+
+@_quiet
+def adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias1, bias2, weight_decay, decoupled,
+         maximize, grad_scale):
+    g = _gradient(grad, param, grad_scale, maximize, 0.0 if decoupled else weight_decay)
+    if decoupled and weight_decay != 0:
+        param[...] = param * (1 - lr * weight_decay)
+    m[...] = beta1 * m + (1 - beta1) * g
     m_hat = m / bias1
-    v[...] = beta2 * v + (1 - beta2) * (grad * grad)
-    v_hat = v / bias2
+    v[...] = beta2 * v + (1 - beta2) * (g * g)
+    if v_max is not None:
+        # np.maximum's rule, written out so that a tie keeps v_max whatever NumPy's SIMD does:
+        # the larger, and NaN wins.
+        v_max[...] = np.where((v > v_max) | np.isnan(v), v, v_max)
+        v_hat = v_max / bias2
+    else:
+        v_hat = v / bias2
     param[...] = param - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+@_quiet
+def adagrad(param, grad, sum_sq, clr, eps, weight_decay, maximize, grad_scale):
+    g = _gradient(grad, param, grad_scale, maximize, weight_decay)
+    sum_sq[...] = sum_sq + g * g
+    param[...] = param - clr * g / (np.sqrt(sum_sq) + eps)
+
+
+SUMSQ_BLOCK = 1024
+
+
+def sumsq(x):
+    """The sum of ``x*x`` in float64 in the kernels' fixed order (docs/contract.md §8): blocks of
+    1024 items, each summed by eight interleaved lanes combined pairwise, blocks in order.
+    Padding with zeros changes no lane (``s + 0.0 == s`` for the non-negative sums here)."""
+    flat = x.reshape(-1)
+    if flat.size == 0:
+        return 0.0
+    blocks = -(-flat.size // SUMSQ_BLOCK)
+    sq = np.zeros(blocks * SUMSQ_BLOCK)
+    wide = flat.astype(np.float64)
+    with np.errstate(all="ignore"):
+        sq[:flat.size] = wide * wide
+        rows = sq.reshape(blocks, SUMSQ_BLOCK // 8, 8)
+        lanes = rows[:, 0, :].copy()
+        for k in range(1, SUMSQ_BLOCK // 8):  # each lane in item order
+            lanes += rows[:, k, :]
+        l = [lanes[:, j] for j in range(8)]
+        block = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+        return float(np.cumsum(block)[-1])  # the blocks in order, one after the other
+
+
+@_quiet
+def scale(x, coef):
+    x[...] = x * coef
 
 
 def all_finite(x):
@@ -61,7 +148,7 @@ def as_view(x):
 
 
 _TABLE = {(rule, np.dtype(dt)): globals()[rule]
-          for rule in ("sgd", "momentum", "rmsprop", "adam", "as_view")
+          for rule in ("sgd", "momentum", "rmsprop", "adam", "adagrad", "as_view")
           for dt in (np.float32, np.float64)}
 
 
