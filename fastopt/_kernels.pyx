@@ -843,6 +843,21 @@ def sumsq(const floating[::1] x not None):
     return total
 
 
+def sumsq_blocks(const floating[::1] x not None, double[::1] out not None):
+    """``out[b]`` = the sum of squares of block ``b`` of ``x`` (the terms of :func:`sumsq`, for
+    callers that add blocks held by several processes, docs/contract.md §9)."""
+    cdef Py_ssize_t n = x.shape[0], blocks = (x.shape[0] + _BLOCK - 1) // _BLOCK
+    cdef _SumSq a
+    if out.shape[0] != blocks:
+        raise ValueError(f"out has {out.shape[0]} items; expected {blocks}, the number of "
+                         f"{_BLOCK}-item blocks of x")
+    if n == 0:
+        return
+    a.f64, a.x, a.n, a.partial = floating is double, <const char*>&x[0], n, &out[0]
+    with nogil:
+        _run(_sumsq_range, &a, blocks, _SUMSQ_THREADS_FROM // _BLOCK)
+
+
 cdef struct _Scale:
     bint f64
     char* x

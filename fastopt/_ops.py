@@ -57,6 +57,10 @@ def sumsq(x):
     return _dispatch.table["sumsq", x.dtype](x.reshape(-1))
 
 
+def sumsq_blocks(x, out):
+    _dispatch.table["sumsq_blocks", x.dtype](x.reshape(-1), out)
+
+
 def scale(x, coef):
     _dispatch.table["scale", x.dtype](x.reshape(-1), coef)
 

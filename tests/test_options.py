@@ -379,3 +379,21 @@ def test_agrees_with_torch_in_float64(name, hp, torch_hp):
     got = ours.params[0]
     scale = np.abs(p0).max()
     assert np.abs(got - want).max() <= 1e-12 * scale, np.abs(got - want).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_block_sums_add_up_to_sumsq(fast_config, dtype):
+    from fastopt import _ops
+    from fastopt.reference import _ops as _ref_ops
+    rng = np.random.default_rng(1)
+    for n in (0, 5, 1024, 1025, 70000):
+        x = rng.standard_normal(n).astype(dtype)
+        blocks = -(-n // 1024)
+        a, b = np.empty(blocks), np.empty(blocks)
+        _ops.sumsq_blocks(x, a)
+        _ref_ops.sumsq_blocks(x, b)
+        assert_ulp_equal(a, b)
+        total = 0.0
+        for s in a:
+            total += s
+        assert total == _ops.sumsq(x) == _ref_ops.sumsq(x)

@@ -104,11 +104,23 @@ SUMSQ_BLOCK = 1024
 
 def sumsq(x):
     """The sum of ``x*x`` in float64 in the kernels' fixed order (docs/contract.md §8): blocks of
-    1024 items, each summed by eight interleaved lanes combined pairwise, blocks in order.
-    Padding with zeros changes no lane (``s + 0.0 == s`` for the non-negative sums here)."""
+    1024 items, each summed by eight interleaved lanes combined pairwise, blocks in order."""
+    if x.size == 0:
+        return 0.0
+    return float(np.cumsum(_block_sums(x))[-1])  # the blocks in order, one after the other
+
+
+def sumsq_blocks(x, out):
+    """``out[b]``: the sum of squares of block ``b`` of ``x`` (the terms of :func:`sumsq`)."""
+    out[...] = _block_sums(x)
+
+
+def _block_sums(x):
+    """Each block's sum by eight interleaved lanes combined pairwise. Padding the last block
+    with zeros changes no lane (``s + 0.0 == s`` for the non-negative sums here)."""
     flat = x.reshape(-1)
     if flat.size == 0:
-        return 0.0
+        return np.zeros(0)
     blocks = -(-flat.size // SUMSQ_BLOCK)
     sq = np.zeros(blocks * SUMSQ_BLOCK)
     wide = flat.astype(np.float64)
@@ -119,8 +131,7 @@ def sumsq(x):
         for k in range(1, SUMSQ_BLOCK // 8):  # each lane in item order
             lanes += rows[:, k, :]
         l = [lanes[:, j] for j in range(8)]
-        block = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-        return float(np.cumsum(block)[-1])  # the blocks in order, one after the other
+        return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 
 
 @_quiet
