@@ -54,7 +54,7 @@ def grads_for(dtype, steps, seed=1, scale=1.0):
     return out
 
 
-def run(module, name, dtype, hp, structure, max_grad_norm, steps=8):
+def run(module, name, dtype, hp, structure, max_grad_norm, steps=6):
     params = params_for(dtype)
     if structure == "packed":
         params = fastopt.pack(params)
@@ -77,13 +77,24 @@ def assert_same(a, b, msg):
             assert_ulp_equal(a.state(s)[k], b.state(s)[k], err_msg=f"{msg} {s}[{k}]")
 
 
+_REFERENCE_RUNS = {}
+
+
+def reference_run(name, dtype, hp, clip):
+    """The reference's run, computed once for every fast configuration that compares with it."""
+    key = (name, np.dtype(dtype).name, tuple(sorted(hp.items())), clip)
+    if key not in _REFERENCE_RUNS:
+        _REFERENCE_RUNS[key] = run(fastopt.reference, name, dtype, hp, "dict", clip)
+    return _REFERENCE_RUNS[key]
+
+
 @pytest.mark.parametrize("name,hp", CASES, ids=lambda x: x if isinstance(x, str) else "-".join(
     f"{k}={v}" for k, v in x.items()))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_every_option_matches_the_reference(fast_config, name, hp, dtype):
-    # max_grad_norm: None, one that clips every step, one that never clips
-    for clip in (None, 0.5, 1e9):
-        ref = run(fastopt.reference, name, dtype, hp, "dict", clip)
+    # max_grad_norm: None, and one that clips every step (the gradients' norm is ~14)
+    for clip in (None, 0.5):
+        ref = reference_run(name, dtype, hp, clip)
         for structure in ("dict", "packed"):
             got = run(fastopt, name, dtype, hp, structure, clip)
             assert_same(got, ref, f"{name} {hp} clip={clip} {structure}")
