@@ -5,13 +5,14 @@
     python -m fastopt --backend fastopt --plot figures/
     python -m fastopt bench                 # optimizer steps: fastopt, reference, torch fused
     python -m fastopt train --compare       # an MLP end to end: fastopt vs the course's loop
+    python -m fastopt surfaces --plot fig/  # saddles, plateaus, local minima; GOE minima
 """
 import argparse
 import sys
 import time
 
 import fastopt
-from fastopt import _bench, _demo, _train
+from fastopt import _bench, _demo, _surfaces, _train
 
 
 def bench(args, out=sys.stdout):
@@ -77,7 +78,7 @@ def build_parser():
                              "boundaries.png (decision boundaries) to DIR; needs matplotlib: "
                              "pip install 'fastopt[plot]'")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="{bench,train}")
+    sub = parser.add_subparsers(dest="command", metavar="{bench,train,surfaces}")
     b = sub.add_parser(
         "bench", help="time optimizer steps: fastopt vs the reference vs torch fused",
         description="Time one optimizer step over one array: fastopt, the NumPy reference and "
@@ -97,6 +98,7 @@ def build_parser():
     b.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     b.add_argument("--quick", action="store_true", help="shorter timings (noisier)")
     _train.add_parser(sub)
+    _surfaces.add_parser(sub)
     return parser
 
 
@@ -106,6 +108,8 @@ def main(argv=None):
         return bench(args)
     if args.command == "train":
         return _train.main(args)
+    if args.command == "surfaces":
+        return _surfaces.main(args)
     return demo(args)
 
 
