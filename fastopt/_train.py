@@ -78,11 +78,11 @@ class Run:
         Mean loss of every batch, in order.
     """
 
-    def __init__(self, name, n_batches, n_epochs):
+    def __init__(self, name):
         self.name = name
         self.params = None
         self.epochs = []
-        self.batch_losses = np.empty(n_batches * n_epochs)
+        self.batch_losses = np.empty(0)
 
     def mean(self, key):
         """Mean over the epochs of ``seconds`` or of a phase."""
@@ -91,35 +91,83 @@ class Run:
         return sum(e["phases"][key] for e in self.epochs) / len(self.epochs)
 
 
-def _epoch_line(run, k, n_epochs, out):
-    e = run.epochs[-1]
-    print(f"{run.name:<8} epoch {k}/{n_epochs}  loss {e['loss']:.4f}  train acc "
-          f"{e['train_acc']:.4f}  test acc {e['test_acc']:.4f}  {e['seconds']:.2f} s", file=out,
-          flush=True)
+class _Loop:
+    """A training loop: :meth:`epoch` trains one epoch and returns its figures; :meth:`run`
+    trains several, evaluates and prints a line after each."""
+
+    name = None
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        """Train one epoch.
+
+        Returns
+        -------
+        dict
+            ``loss`` (mean over the examples), ``train_acc`` (running), ``seconds`` (the whole
+            epoch), ``phases`` (seconds per phase) and ``losses`` (each batch's mean loss).
+        """
+        raise NotImplementedError
+
+    def parameters(self):
+        """The current parameters as a dict ``W1, b1, ...`` of NumPy arrays (not copies)."""
+        raise NotImplementedError
+
+    def run(self, n_epochs, out, progress):
+        """Train ``n_epochs`` epochs; print one line per epoch to ``out``; return a :class:`Run`."""
+        run = Run(self.name)
+        losses = []
+        X_test, y_test = self.test
+        for k in range(1, n_epochs + 1):
+            e = self.epoch(progress, k, n_epochs)
+            if progress is not None:
+                progress.clear()
+            losses.append(e.pop("losses"))
+            e["test_acc"] = _mlp.accuracy(self.parameters(), X_test, y_test)
+            run.epochs.append(e)
+            print(f"{self.name:<8} epoch {k}/{n_epochs}  loss {e['loss']:.4f}  train acc "
+                  f"{e['train_acc']:.4f}  test acc {e['test_acc']:.4f}  {e['seconds']:.2f} s",
+                  file=out, flush=True)
+        run.batch_losses = np.concatenate(losses)
+        run.params = {k: np.array(v, copy=True) for k, v in self.parameters().items()}
+        return run
 
 
-def train_fastopt(params0, data, cls, lr, batch_size, n_epochs, seed, out, progress):
-    """Train with packed parameters, one fastopt step per batch and :class:`MiniBatches`.
+class FastoptLoop(_Loop):
+    """Packed parameters, one fastopt step per batch, batches from :class:`MiniBatches`.
 
-    Returns
-    -------
-    run : Run
-    opt : fastopt.Optimizer
-        The optimizer (its ``hyperparameters`` drive the course-style run).
+    Parameters
+    ----------
+    params0 : dict
+        Initial parameters (copied).
+    data : tuple
+        ``(X, y, X_test, y_test)`` as from :mod:`fastopt._datasets`.
+    cls : type
+        The fastopt optimizer class, built as ``cls(params, lr=lr)``.
+    lr : float
+    batch_size, seed : int
     """
-    X, y, X_test, y_test = data
-    net = _mlp.Network(params0)
-    opt = cls(net.params, lr=lr)
-    loader = fastopt.MiniBatches(X, y, batch_size=batch_size, seed=batch_rng(seed), axis=1)
-    n = len(loader)
-    run = Run("fastopt", n, n_epochs)
-    clock = time.perf_counter
-    for epoch in range(1, n_epochs + 1):
+
+    name = "fastopt"
+
+    def __init__(self, params0, data, cls, lr, batch_size, seed):
+        X, y, X_test, y_test = data
+        self.m, self.test = X.shape[1], (X_test, y_test)
+        self.net = _mlp.Network(params0)
+        self.opt = cls(self.net.params, lr=lr)
+        self.loader = fastopt.MiniBatches(X, y, batch_size=batch_size, seed=batch_rng(seed),
+                                          axis=1)
+
+    def parameters(self):
+        return self.net.params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        net, opt, n, clock = self.net, self.opt, len(self.loader), time.perf_counter
         phases = dict.fromkeys(PHASES, 0.0)
+        losses = np.empty(n)
         loss_total, correct = 0.0, 0
         start = clock()
-        batches = iter(loader)  # the epoch's gather runs in the first next()
-        for k in range(1, n + 1):
+        batches = iter(self.loader)  # the epoch's gather runs in the first next()
+        for k in range(n):
             t0 = clock()
             xb, yb = next(batches)
             t1 = clock()
@@ -132,68 +180,68 @@ def train_fastopt(params0, data, cls, lr, batch_size, n_epochs, seed, out, progr
             phases["optimizer step"] += t3 - t2
             loss_total += loss_sum
             correct += right
-            run.batch_losses[(epoch - 1) * n + k - 1] = loss_sum / xb.shape[1]
-            progress.batch("fastopt", epoch, n_epochs, k, n)
-        seconds = clock() - start
-        progress.clear()
-        run.epochs.append(dict(loss=loss_total / X.shape[1], train_acc=correct / X.shape[1],
-                               test_acc=net.accuracy(X_test, y_test), seconds=seconds,
-                               phases=phases))
-        _epoch_line(run, epoch, n_epochs, out)
-    run.params = {k: v.copy() for k, v in net.params.items()}
-    return run, opt
+            losses[k] = loss_sum / xb.shape[1]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, n)
+        return dict(loss=loss_total / self.m, train_acc=correct / self.m,
+                    seconds=clock() - start, phases=phases, losses=losses)
 
 
-def train_course(params0, data, cls, hyperparameters, batch_size, n_epochs, seed, out,
-                 progress):
-    """The same training with the course's loop (:mod:`fastopt._course`).
+class CourseLoop(_Loop):
+    """The same training with the course's loop (:mod:`fastopt._course`): dictionaries,
+    an array per operation, ``random_mini_batches`` every epoch.
 
-    Returns
-    -------
-    run : Run
-    description : str
-        Which update ran (the course's function, or the reference class).
+    Parameters
+    ----------
+    params0, data, batch_size, seed
+        As :class:`FastoptLoop`.
+    cls : type
+        The fastopt optimizer class whose update the course's form replays.
+    hyperparameters : dict
+        The fastopt optimizer's ``hyperparameters`` (``lr`` a float).
     """
-    X, y, X_test, y_test = data
-    Y = _course.one_hot(y, params0[f"W{len(params0) // 2}"].shape[0])
-    parameters = {k: v.copy() for k, v in params0.items()}
-    updater = _course.CourseUpdater(cls, hyperparameters, parameters)
-    rng = batch_rng(seed)
-    m = X.shape[1]
-    n = math.ceil(m / batch_size)
-    run = Run("course", n, n_epochs)
-    clock = time.perf_counter
-    for epoch in range(1, n_epochs + 1):
+
+    name = "course"
+
+    def __init__(self, params0, data, cls, hyperparameters, batch_size, seed):
+        X, y, X_test, y_test = data
+        self.X, self.test, self.batch_size = X, (X_test, y_test), batch_size
+        self.Y = _course.one_hot(y, params0[f"W{len(params0) // 2}"].shape[0])
+        self.params = {k: v.copy() for k, v in params0.items()}
+        self.updater = _course.CourseUpdater(cls, hyperparameters, self.params)
+        self.description = self.updater.description
+        self.rng = batch_rng(seed)
+
+    def parameters(self):
+        return self.params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        parameters, clock, m = self.params, time.perf_counter, self.X.shape[1]
         phases = dict.fromkeys(PHASES, 0.0)
         loss_total, correct = 0.0, 0
         start = clock()
-        t0 = clock()
-        minibatches = _course.random_mini_batches(X, Y, batch_size, rng)
-        phases["batches"] += clock() - t0
-        for k, (minibatch_X, minibatch_Y) in enumerate(minibatches, 1):
+        minibatches = _course.random_mini_batches(self.X, self.Y, self.batch_size, self.rng)
+        phases["batches"] = clock() - start
+        losses = np.empty(len(minibatches))
+        for k, (minibatch_X, minibatch_Y) in enumerate(minibatches):
             t1 = clock()
             AL, caches = _course.forward_propagation(minibatch_X, parameters)
             cost = _course.compute_cost(AL, minibatch_Y)
-            right = int(np.count_nonzero(np.argmax(AL, axis=0) == np.argmax(minibatch_Y,
-                                                                                axis=0)))
+            right = int(np.count_nonzero(np.argmax(AL, axis=0)
+                                         == np.argmax(minibatch_Y, axis=0)))
             grads = _course.backward_propagation(AL, minibatch_Y, caches)
             t2 = clock()
-            updater.step(parameters, grads)
+            self.updater.step(parameters, grads)
             t3 = clock()
             phases["forward+backward"] += t2 - t1
             phases["optimizer step"] += t3 - t2
             loss_total += cost
             correct += right
-            run.batch_losses[(epoch - 1) * n + k - 1] = cost / minibatch_X.shape[1]
-            progress.batch("course", epoch, n_epochs, k, n)
-        seconds = clock() - start
-        progress.clear()
-        run.epochs.append(dict(loss=loss_total / m, train_acc=correct / m,
-                               test_acc=_mlp.accuracy(parameters, X_test, y_test),
-                               seconds=seconds, phases=phases))
-        _epoch_line(run, epoch, n_epochs, out)
-    run.params = parameters
-    return run, updater.description
+            losses[k] = cost / minibatch_X.shape[1]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, len(minibatches))
+        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
+                    phases=phases, losses=losses)
 
 
 # fastopt class name -> (torch.optim class, its keyword arguments from our hyperparameters,
@@ -219,69 +267,74 @@ def torch_optimizer_name(cls):
     return f"torch.optim.{entry[0]}({flags})"
 
 
-def train_torch(params0, data, cls, hyperparameters, batch_size, n_epochs, seed, threads, out,
-                progress):
-    """The same network, initial weights and batches in ``torch.nn`` with a fused torch.optim
-    step. Not bit-identical: torch's matrix products and update forms are its own."""
-    import torch
-    X, y, X_test, y_test = data
-    torch.set_num_threads(threads)
-    L = len(params0) // 2
-    modules = []
-    for l in range(1, L + 1):
-        W = params0[f"W{l}"]
-        layer = torch.nn.Linear(W.shape[1], W.shape[0])
-        with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(W))
-            layer.bias.copy_(torch.from_numpy(params0[f"b{l}"][:, 0]))
-        modules += [layer, torch.nn.ReLU()] if l < L else [layer]
-    model = torch.nn.Sequential(*modules)
-    name, kwargs, flags = _TORCH[cls.__name__]
-    opt = getattr(torch.optim, name)(model.parameters(), **kwargs(hyperparameters), **flags)
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
-    X_rows = torch.from_numpy(np.ascontiguousarray(X.T))  # torch.nn takes one example per row
-    y_t = torch.from_numpy(y)
-    rng = batch_rng(seed)
-    m = X.shape[1]
-    n = math.ceil(m / batch_size)
-    run = Run("torch", n, n_epochs)
-    clock = time.perf_counter
-    for epoch in range(1, n_epochs + 1):
+class TorchLoop(_Loop):
+    """The same network, initial weights and batches in ``torch.nn``, with a fused torch.optim
+    step. Not bit-identical: torch's matrix products and update forms are its own. Threads:
+    ``torch.set_num_threads`` is the caller's (process-wide) setting."""
+
+    name = "torch"
+
+    def __init__(self, params0, data, cls, hyperparameters, batch_size, seed):
+        import torch
+        self.torch = torch
+        X, y, X_test, y_test = data
+        self.test, self.batch_size, self.m = (X_test, y_test), batch_size, X.shape[1]
+        L = len(params0) // 2
+        modules = []
+        for l in range(1, L + 1):
+            W = params0[f"W{l}"]
+            layer = torch.nn.Linear(W.shape[1], W.shape[0])
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(W))
+                layer.bias.copy_(torch.from_numpy(params0[f"b{l}"][:, 0]))
+            modules += [layer, torch.nn.ReLU()] if l < L else [layer]
+        self.model = torch.nn.Sequential(*modules)
+        name, kwargs, flags = _TORCH[cls.__name__]
+        self.opt = getattr(torch.optim, name)(self.model.parameters(), **kwargs(hyperparameters),
+                                              **flags)
+        self.loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+        self.X_rows = torch.from_numpy(np.ascontiguousarray(X.T))  # one example per row
+        self.y = torch.from_numpy(y)
+        self.rng = batch_rng(seed)
+
+    def parameters(self):
+        params = {}
+        for l, layer in enumerate(self.model[::2], 1):
+            params[f"W{l}"] = layer.weight.detach().numpy()
+            params[f"b{l}"] = layer.bias.detach().numpy()[:, None]
+        return params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        clock, bs, m = time.perf_counter, self.batch_size, self.m
+        n = math.ceil(m / bs)
         phases = dict.fromkeys(PHASES, 0.0)
+        losses = np.empty(n)
         loss_total, correct = 0.0, 0
         start = clock()
-        perm = torch.from_numpy(rng.permutation(m))
-        for k in range(1, n + 1):
+        perm = self.torch.from_numpy(self.rng.permutation(m))
+        for k in range(n):
             t0 = clock()
-            idx = perm[(k - 1) * batch_size:k * batch_size]
-            xb, yb = X_rows[idx], y_t[idx]
+            idx = perm[k * bs:(k + 1) * bs]
+            xb, yb = self.X_rows[idx], self.y[idx]
             t1 = clock()
-            opt.zero_grad(set_to_none=False)
-            logits = model(xb)
-            loss_sum = loss_fn(logits, yb)
+            self.opt.zero_grad(set_to_none=False)
+            logits = self.model(xb)
+            loss_sum = self.loss_fn(logits, yb)
             (loss_sum / xb.shape[0]).backward()
             t2 = clock()
-            opt.step()
+            self.opt.step()
             t3 = clock()
             phases["batches"] += t1 - t0
             phases["forward+backward"] += t2 - t1
             phases["optimizer step"] += t3 - t2
-            loss_total += loss_sum.item()
+            value = loss_sum.item()
+            loss_total += value
             correct += int((logits.argmax(dim=1) == yb).sum())
-            run.batch_losses[(epoch - 1) * n + k - 1] = loss_sum.item() / xb.shape[0]
-            progress.batch("torch", epoch, n_epochs, k, n)
-        seconds = clock() - start
-        progress.clear()
-        params = {}
-        for l, layer in enumerate(model[::2], 1):
-            params[f"W{l}"] = layer.weight.detach().numpy().copy()
-            params[f"b{l}"] = layer.bias.detach().numpy()[:, None].copy()
-        run.epochs.append(dict(loss=loss_total / m, train_acc=correct / m,
-                               test_acc=_mlp.accuracy(params, X_test, y_test), seconds=seconds,
-                               phases=phases))
-        _epoch_line(run, epoch, n_epochs, out)
-    run.params = params
-    return run
+            losses[k] = value / xb.shape[0]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, n)
+        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
+                    phases=phases, losses=losses)
 
 
 def differing(a, b):
@@ -328,9 +381,9 @@ def print_comparison(fast, others, descriptions, out):
         print(f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, widths)),
               file=out)
     share = fast.mean("optimizer step") / fast.mean("seconds")
-    print(f"fastopt's optimizer step: {share:.1%} of its epoch. Other = total - phases "
-          f"(loss and accuracy bookkeeping, timers); test accuracy is evaluated outside the "
-          f"timed epoch.", file=out)
+    print(f"fastopt's optimizer step: {share:.1%} of its epoch. The total also counts the "
+          f"loss and accuracy bookkeeping; test accuracy is evaluated outside the timed epoch.",
+          file=out)
     ok = True
     for run in others:
         if run.name == "torch":
@@ -455,18 +508,24 @@ def main(args, out=None, err=None):
             print(f"note: could not set the BLAS thread count (no threadpoolctl, no OpenBLAS "
                   f"found); set OPENBLAS_NUM_THREADS={args.threads} before starting Python",
                   file=err)
-        fast, opt = train_fastopt(params0, data, cls, lr, args.batch_size, args.epochs,
-                                  args.seed, out, progress)
+        fast_loop = FastoptLoop(params0, data, cls, lr, args.batch_size, args.seed)
+        fast = fast_loop.run(args.epochs, out, progress)
+        hyperparameters = fast_loop.opt.hyperparameters
         others, descriptions = [], {"fastopt": f"MiniBatches, packed {cls.__name__}.step"}
         if "course" in compare:
-            course, descriptions["course"] = train_course(
-                params0, data, cls, opt.hyperparameters, args.batch_size, args.epochs,
-                args.seed, out, progress)
-            others.append(course)
+            loop = CourseLoop(params0, data, cls, hyperparameters, args.batch_size, args.seed)
+            descriptions["course"] = loop.description
+            others.append(loop.run(args.epochs, out, progress))
         if "torch" in compare:
-            others.append(train_torch(params0, data, cls, opt.hyperparameters,
-                                      args.batch_size, args.epochs, args.seed, args.threads,
-                                      out, progress))
+            import torch
+            threads = torch.get_num_threads()
+            torch.set_num_threads(args.threads)
+            try:
+                loop = TorchLoop(params0, data, cls, hyperparameters, args.batch_size,
+                                 args.seed)
+                others.append(loop.run(args.epochs, out, progress))
+            finally:
+                torch.set_num_threads(threads)
             descriptions["torch"] = f"torch.nn, {torch_optimizer_name(cls)}"
     ok = True
     if others:

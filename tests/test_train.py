@@ -127,11 +127,10 @@ def test_fastopt_and_course_loops_are_bit_identical(name, capsys):
     cls = _registry.optimizers()[name]
     data = tiny_data()
     params0 = _mlp.init_params([20, 16, 12, 5], seed=0)
-    progress = _train.Progress(enabled=False)
-    lr = _registry.default_lr(cls)
-    fast, opt = _train.train_fastopt(params0, data, cls, lr, 64, 2, 0, None, progress)
-    course, _ = _train.train_course(params0, data, cls, opt.hyperparameters, 64, 2, 0, None,
-                                    progress)
+    fast_loop = _train.FastoptLoop(params0, data, cls, _registry.default_lr(cls), 64, 0)
+    fast = fast_loop.run(2, None, None)
+    course_loop = _train.CourseLoop(params0, data, cls, fast_loop.opt.hyperparameters, 64, 0)
+    course = course_loop.run(2, None, None)
     for k in params0:
         np.testing.assert_array_equal(fast.params[k], course.params[k], err_msg=k)
     assert not np.array_equal(fast.params["W1"], params0["W1"])  # it did train
