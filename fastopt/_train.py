@@ -364,14 +364,14 @@ def print_comparison(fast, others, descriptions, out):
         values = [run.mean(p) for p in PHASES] + [run.mean("seconds")]
         return [f"{v:.3f}" for v in values]
 
-    rows = [(f"fastopt ({descriptions['fastopt']})", cells(fast))]
+    rows = [("fastopt", cells(fast))]
     for run in others:
-        rows.append((f"{run.name} ({descriptions[run.name]})", cells(run)))
+        rows.append((run.name, cells(run)))
         ratios = [run.mean(p) / fast.mean(p) if fast.mean(p) > 0 else math.inf
                   for p in PHASES] + [run.mean("seconds") / fast.mean("seconds")]
-        rows.append((f"  speed-up of fastopt over {run.name}", [f"{r:.2f}x" for r in ratios]))
+        rows.append((f"  speed-up over {run.name}", [f"{r:.2f}x" for r in ratios]))
     n_epochs = len(fast.epochs)
-    header = f"seconds per epoch, mean of {n_epochs} epoch{'s' * (n_epochs > 1)}"
+    header = f"s per epoch, mean of {n_epochs}"
     width = max(len(header), *(len(label) for label, _ in rows))
     widths = [max(len(c), 7) for c in cols]
     print(file=out)
@@ -380,6 +380,8 @@ def print_comparison(fast, others, descriptions, out):
     for label, values in rows:
         print(f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, widths)),
               file=out)
+    for run in [fast] + list(others):
+        print(f"{run.name}: {descriptions[run.name]}", file=out)
     share = fast.mean("optimizer step") / fast.mean("seconds")
     print(f"fastopt's optimizer step: {share:.1%} of its epoch. The total also counts the "
           f"loss and accuracy bookkeeping; test accuracy is evaluated outside the timed epoch.",
