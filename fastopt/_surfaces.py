@@ -410,6 +410,17 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _tol(text):
     import argparse
     try:
@@ -443,7 +454,8 @@ def add_parser(sub):
                    help="random matrices per dimension (default: 100000)")
     p.add_argument("--max-dim", type=_positive_int, default=10, metavar="D",
                    help="largest dimension of the random matrices (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random matrices")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the random matrices (default: 0)")
     p.add_argument("--plot", metavar="DIR",
                    help="write DIR/surface_<name>.png (contours, trajectories, loss vs steps) "
                         "and DIR/goe_minima.png; needs matplotlib: pip install 'fastopt[plot]'")

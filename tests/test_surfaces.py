@@ -133,3 +133,16 @@ def test_cli_plots(tmp_path, capsys):
         png = tmp_path / (name + ".png" if name == "goe_minima" else f"surface_{name}.png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {png}" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "must be at least 1"),
+    (["--tol", "-1"], "must be finite and > 0"),
+    (["--seed", "-1"], "must be >= 0"),
+    (["--functions", "ackley"], "invalid choice"),
+])
+def test_cli_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["surfaces", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
