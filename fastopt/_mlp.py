@@ -140,10 +140,6 @@ class Network:
                 dZ = np.multiply(dA, mask, out=dA)
         return loss_sum, correct
 
-    def accuracy(self, X, y, chunk=2000):
-        """Fraction of the examples (columns of ``X``) classified as ``y``."""
-        return accuracy(self.params, X, y, chunk)
-
 
 def accuracy(params, X, y, chunk=2000):
     """Fraction of the columns of ``X`` whose largest logit is at their label ``y``.

@@ -20,6 +20,7 @@ symmetric matrices (the Gaussian orthogonal ensemble) the fraction is measured f
 beside the lecture's heuristic 2**-d (each direction curving up or down by a coin toss); the true
 fraction falls faster, like exp(-d**2 ln(3)/4) (Dean & Majumdar 2006).
 """
+import argparse
 import math
 import os
 import sys
@@ -400,7 +401,6 @@ def main(args, out=None, err=None):
 
 
 def _positive_int(text):
-    import argparse
     try:
         value = int(float(text))
     except ValueError:
@@ -411,7 +411,6 @@ def _positive_int(text):
 
 
 def _seed(text):
-    import argparse
     try:
         value = int(text)
     except ValueError:
@@ -422,7 +421,6 @@ def _seed(text):
 
 
 def _tol(text):
-    import argparse
     try:
         value = float(text)
     except ValueError:

@@ -10,6 +10,7 @@ phase, and checks that the final parameters are the same bits; ``--compare torch
 Seeds: the data, the initial weights and the batches each draw from their own stream of the one
 ``--seed``, so changing the batch size does not change the data or the weights.
 """
+import argparse
 import math
 import os
 import sys
@@ -518,8 +519,7 @@ def main(args, out=None, err=None):
             loop = CourseLoop(params0, data, cls, hyperparameters, args.batch_size, args.seed)
             descriptions["course"] = loop.description
             others.append(loop.run(args.epochs, out, progress))
-        if "torch" in compare:
-            import torch
+        if "torch" in compare:  # torch was imported above
             threads = torch.get_num_threads()
             torch.set_num_threads(args.threads)
             try:
@@ -548,7 +548,6 @@ def main(args, out=None, err=None):
 # -- command line -----------------------------------------------------------------------------
 
 def _positive_int(text):
-    import argparse
     try:
         value = int(text)
     except ValueError:
@@ -559,7 +558,6 @@ def _positive_int(text):
 
 
 def _seed(text):
-    import argparse
     try:
         value = int(text)
     except ValueError:
@@ -570,7 +568,6 @@ def _seed(text):
 
 
 def _lr(text):
-    import argparse
     try:
         value = float(text)
     except ValueError:
