@@ -16,8 +16,8 @@ the k-th permutation of one seed, so the batches hold the same examples in the s
 Bit-identical to fastopt by construction of the arithmetic, not by accident: every
 hyperparameter is a Python float that NumPy 2 rounds once to float32 (NEP 50), ``1 - beta1**t``
 is Python's ``float.__pow__``, and each update has the expression order of the kernels
-(docs/contract.md §1 and §2). The forward and backward passes are those of
-:mod:`fastopt._mlp`.
+(docs/contract.md §1 and §2). The forward and backward passes are :mod:`fastopt._mlp`'s
+arithmetic in the same order, written the course's way (a new array per operation).
 """
 import math
 
