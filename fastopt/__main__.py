@@ -4,13 +4,15 @@
     python -m fastopt --epochs 1000 --only adam momentum
     python -m fastopt --backend fastopt --plot figures/
     python -m fastopt bench                 # optimizer steps: fastopt, reference, torch fused
+    python -m fastopt train --compare       # an MLP end to end: fastopt vs the course's loop
+    python -m fastopt surfaces --plot fig/  # saddles, plateaus, local minima; GOE minima
 """
 import argparse
 import sys
 import time
 
 import fastopt
-from fastopt import _bench, _demo
+from fastopt import _bench, _demo, _surfaces, _train
 
 
 def bench(args, out=sys.stdout):
@@ -35,6 +37,10 @@ def demo(args, out=sys.stdout):
                             results[n, "reference"]["parameters"]) for n in names):
         print("fastopt and the reference disagree: please report this.", file=sys.stderr)
         return 1
+    if len(backends) == 2:
+        # Six arrays of at most 10 values: NumPy's forward and backward passes dominate here.
+        print("This network is tiny; where fastopt's speed shows: python -m fastopt train "
+              "--compare", file=out)
     return 0
 
 
@@ -72,7 +78,7 @@ def build_parser():
                              "boundaries.png (decision boundaries) to DIR; needs matplotlib: "
                              "pip install 'fastopt[plot]'")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="{bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{bench,train,surfaces}")
     b = sub.add_parser(
         "bench", help="time optimizer steps: fastopt vs the reference vs torch fused",
         description="Time one optimizer step over one array: fastopt, the NumPy reference and "
@@ -91,6 +97,8 @@ def build_parser():
                    help="thread counts, for fastopt and torch alike (default: 1 and all cores)")
     b.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     b.add_argument("--quick", action="store_true", help="shorter timings (noisier)")
+    _train.add_parser(sub)
+    _surfaces.add_parser(sub)
     return parser
 
 
@@ -98,6 +106,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         return bench(args)
+    if args.command == "train":
+        return _train.main(args)
+    if args.command == "surfaces":
+        return _surfaces.main(args)
     return demo(args)
 
 

@@ -1,0 +1,622 @@
+"""``python -m fastopt train``: a multilayer perceptron trained on the CPU, end to end.
+
+Forward and backward passes are NumPy (:mod:`fastopt._mlp`, BLAS matrix products); every
+optimizer step is one fastopt kernel call over packed parameters, and every shuffle is a
+:class:`fastopt.MiniBatches`. ``--compare`` trains the same network from the same initial
+weights on the same batches with the course's loop (:mod:`fastopt._course`), times both phase by
+phase, and checks that the final parameters are the same bits; ``--compare torch`` adds
+``torch.nn`` with a fused ``torch.optim`` step.
+
+Seeds: the data, the initial weights and the batches each draw from their own stream of the one
+``--seed``, so changing the batch size does not change the data or the weights.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+import fastopt
+
+from . import _course, _datasets, _mlp, _registry
+from ._blas import blas_threads
+
+DEFAULT_LAYERS = (784, 256, 256, 10)
+DEFAULT_HIDDEN = DEFAULT_LAYERS[1:-1]
+PHASES = ("batches", "forward+backward", "optimizer step")
+# Threads, default 1. With batches of 64 the matrix products are small (256 x 784 by 784 x 64)
+# and BLAS threads hardly pay: on the 2-core machine this was written on, while other processes
+# ran, 2 OpenBLAS threads made one batch's forward and backward 14.5 ms against 1.2 ms on one.
+DEFAULT_THREADS = 1
+
+
+def batch_rng(seed):
+    """The generator both loops draw their per-epoch permutations from (one seed, one stream
+    of its own; see :mod:`fastopt._course` for why both loops get the same batches)."""
+    return np.random.default_rng([seed, 0xBA7C])
+
+
+class Progress:
+    """Progress on stderr: a rewritten line on a terminal, a line per epoch otherwise."""
+
+    def __init__(self, stream=None, enabled=True):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def batch(self, label, epoch, epochs, k, n):
+        if not self.enabled:
+            return
+        if self.tty:
+            if k % 25 == 0 or k == n:
+                self.stream.write(f"\r{label}: epoch {epoch}/{epochs}, batch {k}/{n}   ")
+                self.stream.flush()
+        elif k == 1:
+            self.stream.write(f"{label}: epoch {epoch}/{epochs} ({n} batches)\n")
+            self.stream.flush()
+
+    def clear(self):
+        if self.tty:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+class Run:
+    """What one training run produced.
+
+    Attributes
+    ----------
+    name : str
+        "fastopt", "course" or "torch".
+    params : dict of str to ndarray
+        Final parameters ``W1, b1, ...``.
+    epochs : list of dict
+        Per epoch: ``loss``, ``train_acc``, ``test_acc``, ``seconds`` and ``phases`` (seconds
+        per phase of :data:`PHASES`).
+    batch_losses : ndarray
+        Mean loss of every batch, in order.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.params = None
+        self.epochs = []
+        self.batch_losses = np.empty(0)
+
+    def mean(self, key):
+        """Mean over the epochs of ``seconds`` or of a phase."""
+        if key == "seconds":
+            return sum(e["seconds"] for e in self.epochs) / len(self.epochs)
+        return sum(e["phases"][key] for e in self.epochs) / len(self.epochs)
+
+
+class _Loop:
+    """A training loop: :meth:`epoch` trains one epoch and returns its figures; :meth:`run`
+    trains several, evaluates and prints a line after each."""
+
+    name = None
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        """Train one epoch.
+
+        Returns
+        -------
+        dict
+            ``loss`` (mean over the examples), ``train_acc`` (running), ``seconds`` (the whole
+            epoch), ``phases`` (seconds per phase) and ``losses`` (each batch's mean loss).
+        """
+        raise NotImplementedError
+
+    def parameters(self):
+        """The current parameters as a dict ``W1, b1, ...`` of NumPy arrays (not copies)."""
+        raise NotImplementedError
+
+    def run(self, n_epochs, out, progress):
+        """Train ``n_epochs`` epochs; print one line per epoch to ``out``; return a :class:`Run`."""
+        run = Run(self.name)
+        losses = []
+        X_test, y_test = self.test
+        for k in range(1, n_epochs + 1):
+            e = self.epoch(progress, k, n_epochs)
+            if progress is not None:
+                progress.clear()
+            losses.append(e.pop("losses"))
+            e["test_acc"] = _mlp.accuracy(self.parameters(), X_test, y_test)
+            run.epochs.append(e)
+            print(f"{self.name:<8} epoch {k}/{n_epochs}  loss {e['loss']:.4f}  train acc "
+                  f"{e['train_acc']:.4f}  test acc {e['test_acc']:.4f}  {e['seconds']:.2f} s",
+                  file=out, flush=True)
+        run.batch_losses = np.concatenate(losses)
+        run.params = {k: np.array(v, copy=True) for k, v in self.parameters().items()}
+        return run
+
+
+class FastoptLoop(_Loop):
+    """Packed parameters, one fastopt step per batch, batches from :class:`MiniBatches`.
+
+    Parameters
+    ----------
+    params0 : dict
+        Initial parameters (copied).
+    data : tuple
+        ``(X, y, X_test, y_test)`` as from :mod:`fastopt._datasets`.
+    cls : type
+        The fastopt optimizer class, built as ``cls(params, lr=lr)``.
+    lr : float
+    batch_size, seed : int
+    """
+
+    name = "fastopt"
+
+    def __init__(self, params0, data, cls, lr, batch_size, seed):
+        X, y, X_test, y_test = data
+        self.m, self.test = X.shape[1], (X_test, y_test)
+        self.net = _mlp.Network(params0)
+        self.opt = cls(self.net.params, lr=lr)
+        self.loader = fastopt.MiniBatches(X, y, batch_size=batch_size, seed=batch_rng(seed),
+                                          axis=1)
+
+    def parameters(self):
+        return self.net.params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        net, opt, n, clock = self.net, self.opt, len(self.loader), time.perf_counter
+        phases = dict.fromkeys(PHASES, 0.0)
+        losses = np.empty(n)
+        loss_total, correct = 0.0, 0
+        start = clock()
+        batches = iter(self.loader)  # the epoch's gather runs in the first next()
+        for k in range(n):
+            t0 = clock()
+            xb, yb = next(batches)
+            t1 = clock()
+            loss_sum, right = net.forward_backward(xb, yb)
+            t2 = clock()
+            opt.step(net.grads)
+            t3 = clock()
+            phases["batches"] += t1 - t0
+            phases["forward+backward"] += t2 - t1
+            phases["optimizer step"] += t3 - t2
+            loss_total += loss_sum
+            correct += right
+            losses[k] = loss_sum / xb.shape[1]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, n)
+        return dict(loss=loss_total / self.m, train_acc=correct / self.m,
+                    seconds=clock() - start, phases=phases, losses=losses)
+
+
+class CourseLoop(_Loop):
+    """The same training with the course's loop (:mod:`fastopt._course`): dictionaries,
+    an array per operation, ``random_mini_batches`` every epoch.
+
+    Parameters
+    ----------
+    params0, data, batch_size, seed
+        As :class:`FastoptLoop`.
+    cls : type
+        The fastopt optimizer class whose update the course's form replays.
+    hyperparameters : dict
+        The fastopt optimizer's ``hyperparameters`` (``lr`` a float).
+    """
+
+    name = "course"
+
+    def __init__(self, params0, data, cls, hyperparameters, batch_size, seed):
+        X, y, X_test, y_test = data
+        self.X, self.test, self.batch_size = X, (X_test, y_test), batch_size
+        self.Y = _course.one_hot(y, params0[f"W{len(params0) // 2}"].shape[0])
+        self.params = {k: v.copy() for k, v in params0.items()}
+        self.updater = _course.CourseUpdater(cls, hyperparameters, self.params)
+        self.description = self.updater.description
+        self.rng = batch_rng(seed)
+
+    def parameters(self):
+        return self.params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        parameters, clock, m = self.params, time.perf_counter, self.X.shape[1]
+        phases = dict.fromkeys(PHASES, 0.0)
+        loss_total, correct = 0.0, 0
+        start = clock()
+        minibatches = _course.random_mini_batches(self.X, self.Y, self.batch_size, self.rng)
+        phases["batches"] = clock() - start
+        losses = np.empty(len(minibatches))
+        for k, (minibatch_X, minibatch_Y) in enumerate(minibatches):
+            t1 = clock()
+            AL, caches = _course.forward_propagation(minibatch_X, parameters)
+            cost = _course.compute_cost(AL, minibatch_Y)
+            right = int(np.count_nonzero(np.argmax(AL, axis=0)
+                                         == np.argmax(minibatch_Y, axis=0)))
+            grads = _course.backward_propagation(AL, minibatch_Y, caches)
+            t2 = clock()
+            self.updater.step(parameters, grads)
+            t3 = clock()
+            phases["forward+backward"] += t2 - t1
+            phases["optimizer step"] += t3 - t2
+            loss_total += cost
+            correct += right
+            losses[k] = cost / minibatch_X.shape[1]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, len(minibatches))
+        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
+                    phases=phases, losses=losses)
+
+
+# fastopt class name -> (torch.optim class, its keyword arguments from our hyperparameters,
+# its fastest implementation). SGD with momentum = dampening = beta is the course's momentum
+# after the first step (torch starts the buffer at g, the course at (1 - beta) g).
+_TORCH = {
+    "SGD": ("SGD", lambda h: dict(lr=h["lr"]), dict(fused=True)),
+    "Momentum": ("SGD", lambda h: dict(lr=h["lr"], momentum=h["beta"], dampening=h["beta"]),
+                 dict(fused=True)),
+    "RMSProp": ("RMSprop", lambda h: dict(lr=h["lr"], alpha=h["beta"], eps=h["eps"]),
+                dict(foreach=True)),  # torch 2.13's RMSprop has no fused implementation
+    "Adam": ("Adam", lambda h: dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
+             dict(fused=True)),
+}
+
+
+def torch_optimizer_name(cls):
+    """``torch.optim.X(...)`` as shown in the output, or None without a counterpart."""
+    entry = _TORCH.get(cls.__name__)
+    if entry is None:
+        return None
+    flags = ", ".join(f"{k}=True" for k in entry[2])
+    return f"torch.optim.{entry[0]}({flags})"
+
+
+class TorchLoop(_Loop):
+    """The same network, initial weights and batches in ``torch.nn``, with a fused torch.optim
+    step. Not bit-identical: torch's matrix products and update forms are its own. Threads:
+    ``torch.set_num_threads`` is the caller's (process-wide) setting."""
+
+    name = "torch"
+
+    def __init__(self, params0, data, cls, hyperparameters, batch_size, seed):
+        import torch
+        self.torch = torch
+        X, y, X_test, y_test = data
+        self.test, self.batch_size, self.m = (X_test, y_test), batch_size, X.shape[1]
+        L = len(params0) // 2
+        modules = []
+        for l in range(1, L + 1):
+            W = params0[f"W{l}"]
+            layer = torch.nn.Linear(W.shape[1], W.shape[0])
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(W))
+                layer.bias.copy_(torch.from_numpy(params0[f"b{l}"][:, 0]))
+            modules += [layer, torch.nn.ReLU()] if l < L else [layer]
+        self.model = torch.nn.Sequential(*modules)
+        name, kwargs, flags = _TORCH[cls.__name__]
+        self.opt = getattr(torch.optim, name)(self.model.parameters(), **kwargs(hyperparameters),
+                                              **flags)
+        self.loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+        self.X_rows = torch.from_numpy(np.ascontiguousarray(X.T))  # one example per row
+        self.y = torch.from_numpy(y)
+        self.rng = batch_rng(seed)
+
+    def parameters(self):
+        params = {}
+        for l, layer in enumerate(self.model[::2], 1):
+            params[f"W{l}"] = layer.weight.detach().numpy()
+            params[f"b{l}"] = layer.bias.detach().numpy()[:, None]
+        return params
+
+    def epoch(self, progress=None, epoch=1, n_epochs=1):
+        clock, bs, m = time.perf_counter, self.batch_size, self.m
+        n = math.ceil(m / bs)
+        phases = dict.fromkeys(PHASES, 0.0)
+        losses = np.empty(n)
+        loss_total, correct = 0.0, 0
+        start = clock()
+        perm = self.torch.from_numpy(self.rng.permutation(m))
+        for k in range(n):
+            t0 = clock()
+            idx = perm[k * bs:(k + 1) * bs]
+            xb, yb = self.X_rows[idx], self.y[idx]
+            t1 = clock()
+            self.opt.zero_grad(set_to_none=False)
+            logits = self.model(xb)
+            loss_sum = self.loss_fn(logits, yb)
+            (loss_sum / xb.shape[0]).backward()
+            t2 = clock()
+            self.opt.step()
+            t3 = clock()
+            phases["batches"] += t1 - t0
+            phases["forward+backward"] += t2 - t1
+            phases["optimizer step"] += t3 - t2
+            value = loss_sum.item()
+            loss_total += value
+            correct += int((logits.argmax(dim=1) == yb).sum())
+            losses[k] = value / xb.shape[0]
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, n)
+        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
+                    phases=phases, losses=losses)
+
+
+def differing(a, b):
+    """Names (with counts) of the arrays of two parameter dicts whose bits differ."""
+    bad = []
+    for k in a:
+        x, y = a[k], b[k]
+        if x.dtype != y.dtype or x.shape != y.shape:
+            bad.append(f"{k} (dtype/shape)")
+        elif x.tobytes() != y.tobytes():
+            n = int(np.count_nonzero(x.view(np.uint32) != y.view(np.uint32)))
+            bad.append(f"{k} ({n} of {x.size} values)")
+    return bad
+
+
+def print_comparison(fast, others, descriptions, out):
+    """The per-phase table: seconds per epoch (mean over the epochs), speed-ups, bit check.
+
+    Returns
+    -------
+    bool
+        True when every bit-identical comparison held.
+    """
+    cols = list(PHASES) + ["total"]
+
+    def cells(run):
+        values = [run.mean(p) for p in PHASES] + [run.mean("seconds")]
+        return [f"{v:.3f}" for v in values]
+
+    rows = [("fastopt", cells(fast))]
+    for run in others:
+        rows.append((run.name, cells(run)))
+        ratios = [run.mean(p) / fast.mean(p) if fast.mean(p) > 0 else math.inf
+                  for p in PHASES] + [run.mean("seconds") / fast.mean("seconds")]
+        rows.append((f"  speed-up over {run.name}", [f"{r:.2f}x" for r in ratios]))
+    n_epochs = len(fast.epochs)
+    header = f"s per epoch, mean of {n_epochs}"
+    width = max(len(header), *(len(label) for label, _ in rows))
+    widths = [max(len(c), 7) for c in cols]
+    print(file=out)
+    print(f"{header:<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(cols, widths)),
+          file=out)
+    for label, values in rows:
+        print(f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, widths)),
+              file=out)
+    for run in [fast] + list(others):
+        print(f"{run.name}: {descriptions[run.name]}", file=out)
+    share = fast.mean("optimizer step") / fast.mean("seconds")
+    print(f"fastopt's optimizer step: {share:.1%} of its epoch. The total also counts the "
+          f"loss and accuracy bookkeeping; test accuracy is evaluated outside the timed epoch.",
+          file=out)
+    ok = True
+    for run in others:
+        if run.name == "torch":
+            print("torch: not bit-identical, and not meant to be (its own matrix products and "
+                  "update forms); final test accuracy "
+                  f"{run.epochs[-1]['test_acc']:.4f} against fastopt's "
+                  f"{fast.epochs[-1]['test_acc']:.4f}.", file=out)
+            continue
+        bad = differing(fast.params, run.params)
+        n_values = sum(a.size for a in fast.params.values())
+        if bad:
+            ok = False
+            print(f"final parameters: NOT bit-identical to the {run.name} loop: "
+                  f"{', '.join(bad)}. Please report this.", file=out)
+        else:
+            same_losses = fast.batch_losses.tobytes() == run.batch_losses.tobytes()
+            print(f"final parameters: bit-identical to the {run.name} loop ({n_values:,} "
+                  f"float32 values in {len(fast.params)} arrays; every batch's loss "
+                  f"{'identical too' if same_losses else 'differs'}).", file=out)
+    return ok
+
+
+def plot(run, directory, plt, title):
+    """Write ``train.png``: per-batch loss (raw and :func:`fastopt.ewa`-smoothed) and the
+    accuracy per epoch. Returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    n_epochs = len(run.epochs)
+    losses = run.batch_losses
+    x = np.arange(1, losses.shape[0] + 1) / (losses.shape[0] / n_epochs)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(x, losses, color="0.75", lw=0.5, label="loss of each batch")
+    ax1.plot(x, fastopt.ewa(losses, beta=0.98, bias_correction=True), color="C0", lw=1.5,
+             label="fastopt.ewa, beta 0.98, bias-corrected")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy (mean over the batch)")
+    ax1.set_title("training loss")
+    ax1.legend(fontsize=8)
+    epochs = np.arange(1, n_epochs + 1)
+    ax2.plot(epochs, [e["train_acc"] for e in run.epochs], "o-", label="train (running)")
+    ax2.plot(epochs, [e["test_acc"] for e in run.epochs], "s-", label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.set_title("accuracy after each epoch")
+    ax2.set_xticks(epochs)
+    ax2.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(directory, "train.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _check_layers(layers, n_features, n_classes, data_name):
+    if layers[0] != n_features or layers[-1] != n_classes:
+        hidden = " ".join(map(str, layers[1:-1]))
+        raise ValueError(f"--layers {' '.join(map(str, layers))} does not fit the {data_name} "
+                         f"data ({n_features} features, {n_classes} classes): use --layers "
+                         f"{n_features} {hidden} {n_classes}".replace("  ", " "))
+
+
+def main(args, out=None, err=None):
+    """Run ``python -m fastopt train`` with parsed ``args``; return the exit status."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    registry = _registry.optimizers()
+    cls = registry[args.optimizer]
+    lr = args.lr if args.lr is not None else _registry.default_lr(cls)
+    compare = [] if args.compare is None else (["course", "torch"] if args.compare == "torch"
+                                                else ["course"])
+    plt = None
+    if args.plot:  # fail before training, not after
+        from ._demo import require_matplotlib
+        plt = require_matplotlib()
+    if "torch" in compare:
+        try:
+            import torch
+        except ImportError:
+            print("--compare torch needs torch, which is optional: pip install torch (the CPU "
+                  "build is enough)", file=err)
+            return 2
+        if torch_optimizer_name(cls) is None:
+            print(f"--compare torch: torch.optim has no counterpart of {cls.__name__} here; "
+                  f"use --optimizer {' or '.join(n.lower() for n in _TORCH)}", file=err)
+            return 2
+    if args.data == "digits" and (args.train_size or args.test_size):
+        print("--train-size and --test-size apply to --data synthetic only", file=err)
+        return 2
+    progress = Progress(err, enabled=not args.quiet)
+    if args.data == "digits":
+        layers = list(args.layers) if args.layers else [64, *DEFAULT_HIDDEN, 10]
+        try:
+            data = _datasets.digits(args.seed)
+        except ImportError as exc:
+            print(exc, file=err)
+            return 2
+        n_features, n_classes = 64, 10
+    else:
+        layers = list(args.layers) if args.layers else list(DEFAULT_LAYERS)
+        n_features, n_classes = layers[0], layers[-1]
+        if n_classes < 2:
+            print("--layers must end with at least 2 classes", file=err)
+            return 2
+        data = _datasets.synthetic(args.seed, args.train_size or 60_000,
+                                   args.test_size or 10_000, n_features, n_classes)
+    try:
+        _check_layers(layers, n_features, n_classes, args.data)
+    except ValueError as exc:
+        print(exc, file=err)
+        return 2
+    X, y, X_test, y_test = data
+    params0 = _mlp.init_params(layers, args.seed)
+    print(f"fastopt train: layers {'-'.join(map(str, layers))} "
+          f"({_mlp.parameter_count(layers):,} float32 parameters), {cls.__name__} lr {lr:g} "
+          f"(other hyperparameters: the class defaults), batch {args.batch_size}, "
+          f"{args.epochs} epoch{'s' * (args.epochs > 1)}, {args.threads} "
+          f"thread{'s' * (args.threads > 1)}, {args.data} data ({X.shape[1]:,} train / "
+          f"{X_test.shape[1]:,} test examples, seed {args.seed}). Train accuracy is the "
+          f"running one, over the epoch's batches before each step.", file=out, flush=True)
+    with fastopt.num_threads(args.threads), blas_threads(args.threads) as blas_set:
+        if not blas_set:
+            print(f"note: could not set the BLAS thread count (no threadpoolctl, no OpenBLAS "
+                  f"found); set OPENBLAS_NUM_THREADS={args.threads} before starting Python",
+                  file=err)
+        fast_loop = FastoptLoop(params0, data, cls, lr, args.batch_size, args.seed)
+        fast = fast_loop.run(args.epochs, out, progress)
+        hyperparameters = fast_loop.opt.hyperparameters
+        others, descriptions = [], {"fastopt": f"MiniBatches, packed {cls.__name__}.step"}
+        if "course" in compare:
+            loop = CourseLoop(params0, data, cls, hyperparameters, args.batch_size, args.seed)
+            descriptions["course"] = loop.description
+            others.append(loop.run(args.epochs, out, progress))
+        if "torch" in compare:  # torch was imported above
+            threads = torch.get_num_threads()
+            torch.set_num_threads(args.threads)
+            try:
+                loop = TorchLoop(params0, data, cls, hyperparameters, args.batch_size,
+                                 args.seed)
+                others.append(loop.run(args.epochs, out, progress))
+            finally:
+                torch.set_num_threads(threads)
+            descriptions["torch"] = f"torch.nn, {torch_optimizer_name(cls)}"
+    ok = True
+    if others:
+        ok = print_comparison(fast, others, descriptions, out)
+    if plt is not None:
+        title = (f"fastopt train: {'-'.join(map(str, layers))}, {cls.__name__} lr {lr:g}, "
+                 f"batch {args.batch_size}, {args.data} data")
+        print(f"wrote {plot(fast, args.plot, plt, title)}", file=out)
+    total = sum(e["seconds"] for e in fast.epochs)
+    share = sum(e["phases"]["optimizer step"] for e in fast.epochs) / total
+    print(f"done: {args.epochs} epoch{'s' * (args.epochs > 1)} in {total:.2f} s "
+          f"({total / args.epochs:.2f} s per epoch, optimizer step {share:.0%} of it); final "
+          f"loss {fast.epochs[-1]['loss']:.4f}, test accuracy {fast.epochs[-1]['test_acc']:.4f}"
+          + ("" if others else ". --compare shows the course-style loop beside it."), file=out)
+    return 0 if ok else 1
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _lr(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+    return value
+
+
+def add_parser(sub):
+    """Add the ``train`` subcommand to ``sub`` (an argparse subparsers object)."""
+    names = list(_registry.optimizers())
+    p = sub.add_parser(
+        "train", help="train an MLP on the CPU with fastopt (--compare: course loop, torch)",
+        description="Train a multilayer perceptron (ReLU hidden layers, softmax cross-entropy, "
+                    "float32) on the CPU: forward and backward in NumPy, every optimizer step "
+                    "one fastopt kernel call over packed parameters, every shuffle a "
+                    "fastopt.MiniBatches. Prints one line per epoch; progress goes to stderr.",
+        epilog="Example: python -m fastopt train --epochs 1 --compare")
+    p.add_argument("--layers", nargs="+", type=_positive_int, metavar="N",
+                   help="layer sizes, input first (default: 784 256 256 10; 64 256 256 10 with "
+                        "--data digits)")
+    p.add_argument("--optimizer", choices=names, default="adam" if "adam" in names else names[0],
+                   help="every optimizer fastopt has: %(choices)s (default: %(default)s)")
+    p.add_argument("--lr", type=_lr, help="learning rate (default: the optimizer class's)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                   help="examples per batch (default: 64)")
+    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N",
+                   help="passes over the training set (default: 5)")
+    p.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, metavar="N",
+                   help="threads for fastopt's kernels and for BLAS (and torch), for every "
+                        "loop alike (default: 1; batches of 64 are too small for more to pay)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the data, the initial weights and the batches (default: 0)")
+    p.add_argument("--data", choices=_datasets.DATASETS, default="synthetic",
+                   help="synthetic (default; numpy only: 60,000 + 10,000 examples labelled by "
+                        "a random teacher network) or digits (scikit-learn's bundled 8x8 "
+                        "digits, 1,797 images, 20%% held out; needs scikit-learn)")
+    p.add_argument("--train-size", type=_positive_int, metavar="N",
+                   help="synthetic training examples (default: 60000)")
+    p.add_argument("--test-size", type=_positive_int, metavar="N",
+                   help="synthetic test examples (default: 10000)")
+    p.add_argument("--compare", nargs="?", const="course", choices=["course", "torch"],
+                   help="also train with the course-style loop (same weights, same batches) "
+                        "and print the time of each phase, the speed-ups and whether the final "
+                        "parameters are bit-identical; 'torch' adds torch.nn with a fused "
+                        "torch.optim step (needs torch)")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write DIR/train.png: loss per batch (raw and fastopt.ewa-smoothed) "
+                        "and accuracy per epoch; needs matplotlib: pip install 'fastopt[plot]'")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return p
