@@ -9,6 +9,7 @@ import numpy as np
 from mpi4py import MPI
 
 import fastopt
+from shapes import SHAPES
 
 COMM = MPI.COMM_WORLD
 RANK, WORLD = COMM.Get_rank(), COMM.Get_size()
@@ -22,8 +23,6 @@ def _abort(kind, value, tb):
 
 sys.excepthook = _abort
 
-# Entries that cross 1024-item blocks unevenly, an empty one, and a 1-item one; 5263 items.
-SHAPES = {"W": (37, 61), "b": (5,), "empty": (0,), "one": (1,), "V": (3000,)}
 
 
 def make_params(dtype, shapes=SHAPES, seed=0):
