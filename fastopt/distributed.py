@@ -149,7 +149,7 @@ class DistributedOptimizer:
 
     Memory per rank, beside the parameters: a receive buffer of ~N items, plus the full reduced
     gradient (N) without sharding or its slice (N/world) with it; optimizer state N or N/world
-    per state array.
+    per state array. With one rank, none of the buffers: it steps on the gradient itself.
 
     Examples
     --------
@@ -235,14 +235,15 @@ class DistributedOptimizer:
     def _setup_buffers(self, lo, hi):
         world, count, dtype = self._world, hi - lo, self._params.buffer.dtype
         self._displs = self._bounds[:-1]
-        self._recv = np.empty(world * count, dtype)
         self._recv_counts = [count] * world
         self._recv_displs = [r * count for r in range(world)]
-        if self._shard_state:
-            self._reduced = None
+        if world == 1:  # steps on the gradient itself: no buffers
+            self._recv, self._reduced, self._mine = None, None, None
+        elif self._shard_state:
+            self._recv, self._reduced = np.empty(world * count, dtype), None
             self._mine = np.empty(count, dtype)
         else:
-            self._reduced = pack_like(self._params)
+            self._recv, self._reduced = np.empty(world * count, dtype), pack_like(self._params)
             self._mine = self._reduced.buffer[lo:hi]
         # Clipping under sharding: this rank's blocks as (start in the slice, stop, index of
         # the first block in the local sums) per entry it touches; every entry's range of
@@ -291,19 +292,32 @@ class DistributedOptimizer:
         self._check_grads(grads)
         comm, typ = self._comm, self._mpi_type
         t0 = time.perf_counter()
-        comm.Alltoallv([grads.buffer, (self._counts, self._displs), typ],
-                       [self._recv, (self._recv_counts, self._recv_displs), typ])
-        t1 = time.perf_counter()
-        self._reduce_slice()
-        if self._shard_state:
-            t2 = time.perf_counter()
-            updated, t3 = self._step_shard()
+        if self._world == 1:
+            # One rank: the reduced gradient is g_0 itself (times 1/1 changes no bit).
+            t1 = t0
+            if self._shard_state:
+                updated, t3 = self._step_shard(grads.buffer)
+            else:
+                updated = self._inner.step(grads)
+                t3 = time.perf_counter()
+            t4 = time.perf_counter()
+            comm_time = self._small_comm if self._shard_state else 0.0
+        elif self._shard_state:
+            comm.Alltoallv([grads.buffer, (self._counts, self._displs), typ],
+                           [self._recv, (self._recv_counts, self._recv_displs), typ])
+            t1 = time.perf_counter()
+            self._reduce_slice()
+            updated, t3 = self._step_shard(self._mine)
             if updated:
                 comm.Allgatherv(MPI.IN_PLACE,
                                 [self._params.buffer, (self._counts, self._displs), typ])
             t4 = time.perf_counter()
-            comm_time = (t1 - t0) + (t4 - t3)
+            comm_time = (t1 - t0) + (t4 - t3) + self._small_comm
         else:
+            comm.Alltoallv([grads.buffer, (self._counts, self._displs), typ],
+                           [self._recv, (self._recv_counts, self._recv_displs), typ])
+            t1 = time.perf_counter()
+            self._reduce_slice()
             t2 = time.perf_counter()
             comm.Allgatherv(MPI.IN_PLACE,
                             [self._reduced.buffer, (self._counts, self._displs), typ])
@@ -340,20 +354,18 @@ class DistributedOptimizer:
         gradient's dtype, as one process's ``g_0 + g_1 + g_2`` does."""
         rows = self._recv.reshape(self._world, -1)
         mine = self._mine
-        if self._world == 1:
-            np.copyto(mine, rows[0])
-            return  # times 1/1 = 1.0: the same bits
         np.add(rows[0], rows[1], out=mine)
         for row in rows[2:]:
             np.add(mine, row, out=mine)
         if self._average:
             np.multiply(mine, 1.0 / self._world, out=mine)  # NEP 50: rounded once to dtype
 
-    def _step_shard(self):
-        """Step this rank's slice: the clipping norm and the non-finite decision are made
-        together (one small Allgatherv of block sums and flags). Returns (updated, the time
-        the local update ended)."""
-        inner, ops, mine = self._inner, self._ops, self._mine
+    def _step_shard(self, mine):
+        """Step this rank's slice with ``mine``, its slice of the reduced gradient: the
+        clipping norm and the non-finite decision are made together (one small Allgatherv of
+        block sums and flags). Returns (updated, the time the local update ended)."""
+        inner, ops = self._inner, self._ops
+        self._small_comm = 0.0
         hyper = inner._hyper
         clip = hyper["max_grad_norm"] is not None
         check = hyper["nonfinite"] != "propagate"
@@ -367,9 +379,11 @@ class DistributedOptimizer:
             # A finite sum of squares means finite values (as in Optimizer.step); otherwise
             # one read of the slice (a float64 sum can also overflow from finite values).
             local[-1] = 1.0 if (not check or sums_finite or ops.all_finite(mine)) else 0.0
+            t0 = time.perf_counter()
             self._comm.Allgatherv(local, [self._gathered,
                                           (self._gather_counts, self._gather_displs),
                                           MPI.DOUBLE])
+            self._small_comm = time.perf_counter() - t0
             finite = bool((self._gathered[self._flag_at] == 1.0).all())
             if clip:
                 norm = self._global_norm(self._gathered[self._sums_at])
