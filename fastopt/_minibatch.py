@@ -75,6 +75,13 @@ class MiniBatches:
         Skip the last batch when it is smaller than ``batch_size``.
     copy : bool, default False
         Yield new arrays instead of views of the reused buffers.
+    rank, world : int, default 0 and 1
+        Data-parallel training over ``world`` processes (docs/contract.md §9): every rank
+        draws the same permutation (give every rank the same ``seed``) and yields, for each
+        global batch ``perm[k*batch_size:(k+1)*batch_size]``, only part ``rank`` of
+        ``np.array_split(global_batch, world)``; the union over ranks is the global batch.
+        Every rank yields ``len()`` batches (the global count), some possibly empty when a
+        batch has fewer examples than ``world``. Read-only attributes.
 
     Examples
     --------
@@ -90,7 +97,7 @@ class MiniBatches:
     _ops = _fast_ops
 
     def __init__(self, X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False,
-                 copy=False):
+                 copy=False, rank=0, world=1):
         self.axis = _v.check_axis(axis)
         self.m = _v.minibatch_data(X, Y, self.axis)
         self.batch_size = _v.check_count(batch_size, "batch_size")
@@ -100,6 +107,7 @@ class MiniBatches:
         self.X, self.Y = X, Y
         self._epoch = 0
         self._buffers = {}
+        self._rank, self._world = _v.check_rank_world(rank, world)
 
     def __len__(self):
         """Batches per epoch."""
@@ -107,7 +115,77 @@ class MiniBatches:
 
     def __iter__(self):
         self._epoch += 1
+        if self._world > 1:
+            return self._rank_batches(self._epoch, self.rng.permutation(self.m))
         return self._epoch_batches(self._epoch, self.rng.permutation(self.m))
+
+    @property
+    def rank(self):
+        """This process's part of each global batch (docs/contract.md §9)."""
+        return self._rank
+
+    @property
+    def world(self):
+        """How many parts each global batch is split into."""
+        return self._world
+
+    def _rank_batches(self, epoch, perm):
+        """Part ``rank`` of each global batch. The parts of full batches all have the same
+        size ``b``, and the last part is no larger, so this rank's examples, gathered as one
+        permutation into batches of ``b`` (the same kernels as one process), are exactly its
+        parts in order; a part with no example is yielded empty."""
+        local, sizes = rank_part(perm, self.batch_size, self.drop_last, self._rank,
+                                 self._world)
+        b = sizes[0] if sizes else 0
+        if b and self.axis == 1:
+            x_blocks = self._rank_columns("rank X", self.X, local, b)
+            y_blocks = (None if self.Y is None else self._rank_columns(
+                "rank Y", self.Y[np.newaxis, :] if self.Y.ndim == 1 else self.Y, local, b))
+        for k, size in enumerate(sizes):
+            if self._epoch != epoch:
+                raise RuntimeError("a newer epoch of this MiniBatches started and reused its "
+                                   "buffers; finish one epoch before starting the next, or use "
+                                   "copy=True")
+            if size == 0:
+                batch = self._empty_batch()
+            elif self.axis == 1:
+                batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
+            else:
+                batch = self._rank_rows(local[k * b:k * b + size])
+            if self.copy:
+                batch = tuple(a.copy() for a in batch)
+            yield batch if self.Y is not None else batch[0]
+
+    def _rank_columns(self, key, data, local, b):
+        """Gather ``local`` into the reused buffer ``key`` as blocks of ``b`` columns."""
+        cached = self._buffers.get(key)
+        if cached is None:
+            blocks = new_blocks(data, local.shape[0], b)
+            shown = ([blk.reshape(-1) for blk in blocks] if key == "rank Y" and self.Y.ndim == 1
+                     else blocks)
+            cached = self._buffers[key] = (blocks, shown)
+        self._ops.columns_into(data, local, b, cached[0])
+        return cached[1]
+
+    def _rank_rows(self, rows):
+        X, Y, ops, b = self.X, self.Y, self._ops, rows.shape[0]
+        x_buf = self._buffer("rank X", (b, X.shape[1]), X.dtype)[:b]
+        ops.take_rows(X, rows, x_buf)
+        if Y is None:
+            return (x_buf,)
+        y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
+        y_buf = self._buffer("rank Y", (b, y2.shape[1]), Y.dtype)[:b]
+        ops.take_rows(y2, rows, y_buf)
+        return x_buf, (y_buf[:, 0] if Y.ndim == 1 else y_buf)
+
+    def _empty_batch(self):
+        X, Y, axis = self.X, self.Y, self.axis
+        x = np.empty((X.shape[0], 0) if axis == 1 else (0, X.shape[1]), X.dtype)
+        if Y is None:
+            return (x,)
+        if Y.ndim == 1:
+            return x, np.empty(0, Y.dtype)
+        return x, np.empty((Y.shape[0], 0) if axis == 1 else (0, Y.shape[1]), Y.dtype)
 
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
@@ -163,6 +241,30 @@ class MiniBatches:
                 continue
             ops.take_rows(y2, rows, y_buf[:bk])
             yield x_buf[:bk], (y_buf[:bk, 0] if Y.ndim == 1 else y_buf[:bk])
+
+
+def rank_part(perm, batch_size, drop_last, rank, world):
+    """Rank ``rank``'s examples of an epoch, in order, and the size of its part of each global
+    batch: part ``rank`` of ``np.array_split(perm[k*batch_size:(k+1)*batch_size], world)``
+    for every batch ``k`` (docs/contract.md §9).
+
+    Examples
+    --------
+    >>> local, sizes = rank_part(np.arange(10), 4, False, 1, 3)
+    >>> local.tolist(), sizes
+    ([2, 6, 9], [1, 1, 1])
+    """
+    m = perm.shape[0]
+    full = m // batch_size
+    # Every full batch splits alike: the first batch_size % world parts get one more example.
+    small, extra = divmod(batch_size, world)
+    b, start = small + (rank < extra), rank * small + min(rank, extra)
+    index = (np.arange(full)[:, np.newaxis] * batch_size + start + np.arange(b)).reshape(-1)
+    parts, sizes = [perm[index]], [b] * full
+    if m % batch_size and not drop_last:
+        parts.append(np.array_split(perm[full * batch_size:], world)[rank])
+        sizes.append(parts[-1].shape[0])
+    return np.concatenate(parts), sizes
 
 
 def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, copy=False):

@@ -234,19 +234,10 @@ class Optimizer:
         bool
             True if the parameters were updated, False if ``nonfinite="skip"`` skipped it.
         """
-        packed = self._packed
-        if (packed is not None and type(grads) is PackedArrays
-                and (grads.layout is packed.layout or grads.layout == packed.layout)
-                and grads.buffer.dtype is packed.buffer.dtype
-                and grads.buffer.flags.owndata  # then it overlaps ours only by being ours
-                and id(grads.buffer) not in self._our_ids):
-            flat_grads = None  # one kernel call over the whole buffer
-            checks = (grads.buffer,)
-        else:
-            flat_grads = self._check_grads(grads)
-            checks = flat_grads
+        flat_grads = self._flat_grads(grads)
+        checks = (grads.buffer,) if flat_grads is None else flat_grads
         hyper = self._hyper
-        scale = 1.0
+        scale, norm = 1.0, None
         finite = None
         if hyper["max_grad_norm"] is not None:
             # The norm of each array in parameter order (a packed buffer by its entries), so
@@ -263,8 +254,31 @@ class Optimizer:
                     f"(nonfinite='raise')")
             self._skipped += 1
             return False
+        self._step_scaled(grads, scale, norm, flat_grads)
+        return True
+
+    def _flat_grads(self, grads):
+        """Validate ``grads``; return them flat in parameter order, or None for packed
+        gradients that can go to the kernel as one buffer."""
+        packed = self._packed
+        if (packed is not None and type(grads) is PackedArrays
+                and (grads.layout is packed.layout or grads.layout == packed.layout)
+                and grads.buffer.dtype is packed.buffer.dtype
+                and grads.buffer.flags.owndata  # then it overlaps ours only by being ours
+                and id(grads.buffer) not in self._our_ids):
+            return None  # one kernel call over the whole buffer
+        return self._check_grads(grads)
+
+    def _step_scaled(self, grads, scale, norm, flat_grads=False):
+        """Step with the gradients scaled by ``scale``, without the clipping norm or the
+        non-finite check of :meth:`step`: the caller decided both. ``norm`` (None: no clipping)
+        becomes ``last_grad_norm``. For :mod:`fastopt.distributed`, whose norm and decision
+        span processes (docs/contract.md §9); ``flat_grads`` is :meth:`_flat_grads`'s answer
+        when the caller has it."""
+        if flat_grads is False:
+            flat_grads = self._flat_grads(grads)
         lr = self._lr_now()
-        if hyper["max_grad_norm"] is not None:
+        if norm is not None:
             self.last_grad_norm = norm
         self._t += 1
         scalars = self._scalars(lr, scale)
@@ -276,7 +290,6 @@ class Optimizer:
         else:
             for (kernel, p, states), g in zip(self._calls, flat_grads):
                 kernel(p, g, *states, *scalars)
-        return True
 
     def _bind_kernels(self):
         """Resolve each array's kernel, and hold our own arrays as the kernel module's

@@ -489,3 +489,14 @@ def check_rng(seed):
     if seed is not None:
         seed = check_count(seed, "seed", 0)
     return np.random.default_rng(seed)
+
+
+def check_rank_world(rank, world):
+    """``(rank, world)`` of a data-parallel split: ``world`` an integer >= 1, ``rank`` an
+    integer in ``[0, world)`` (docs/contract.md §9)."""
+    world = check_count(world, "world")
+    rank = check_count(rank, "rank", 0)
+    if rank >= world:
+        raise ValueError(f"rank must be < world ({world}): ranks are numbered 0..{world - 1}, "
+                         f"got rank={rank}")
+    return rank, world
