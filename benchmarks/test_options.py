@@ -6,9 +6,10 @@ and after they were added.
 
 Optimizers run in steady state (step count past 1000, see ``fastopt._bench``), one float32 array
 of ``n`` items, fastopt and torch at the same thread count. torch has no fused RMSprop, so RMSProp
-is compared with ``foreach=True``. ``FASTOPT_OLD_KERNELS=DIR``, a directory where
-``benchmarks/build_old_kernels.py`` built an earlier commit's kernels, adds them to the
-``default Adam kernel`` groups (before/after in one run); without it those groups are skipped.
+is compared with ``foreach=True``. ``FASTOPT_BEFORE=DIR``, a folder where
+``benchmarks/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
+its Adam kernel to the ``default Adam kernel`` groups (before/after in one run); without it
+those groups are skipped.
 """
 import importlib
 import os
@@ -100,12 +101,12 @@ def test_clip_grad_norm(benchmark, impl, n, threads):
 
 
 def _old_kernels():
-    path = os.environ.get("FASTOPT_OLD_KERNELS")
+    path = os.environ.get("FASTOPT_BEFORE")
     if not path:
         return None
     sys.path.insert(0, path)
     try:
-        return importlib.import_module("old_kernels")
+        return importlib.import_module("fastopt_before._dispatch").kernels
     finally:
         sys.path.remove(path)
 
@@ -124,7 +125,7 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     if impl == "old":
         old = _old_kernels()
         if old is None:
-            pytest.skip("FASTOPT_OLD_KERNELS is not set")
+            pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/build_before.py)")
         old.set_num_threads(threads)
         kernel = old.adam["float"]
         benchmark(kernel, p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, b1, b2)

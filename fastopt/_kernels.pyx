@@ -19,7 +19,10 @@ cimport numpy as cnp
 cimport openmp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport pow, sqrt, sqrtf
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.object cimport PyObject
+from libc.math cimport isfinite, pow, sqrt, sqrtf
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -608,6 +611,9 @@ cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating
         # Divisions, not multiplications by a reciprocal: x / d and x * (1/d) differ in the last
         # bit for about a third of inputs, and the reference divides. A correction that rounds
         # to exactly 1 is skipped (x / 1 == x bit for bit, NaN and -0.0 included).
+        # (float)((double)x * (1.0 / (double)d)) would give the same bits for d in (0, 1]
+        # (docs/contract.md §10), but measured slower here: per 1e5 items 62 us with these two
+        # divisions, 77-92 us with the double products (the conversions cost more than vdivps).
         if bias_t is _Both:
             mi = mi / d1
         if bias_t is not _Off:
@@ -659,6 +665,27 @@ cdef void _adam_range(const void* args, Py_ssize_t start, Py_ssize_t stop) noexc
         _adam_s(a, start, stop, <float>0)
 
 
+cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta2, double eps,
+                        double bias1, double bias2, double weight_decay, bint decoupled,
+                        bint maximize, double grad_scale) noexcept:
+    """Fill everything of ``a`` but the array pointers (shared by :func:`adam` and
+    :func:`adam_checked`)."""
+    cdef float f1 = <float>bias1, f2 = <float>bias2
+    a.f64 = f64
+    a.decay = 0 if weight_decay == 0 else (2 if decoupled else 1)
+    # A bias correction that rounds to exactly 1 makes its division a no-op: float32 with
+    # beta1 = 0.9 from step 165, float64 from step 356 (float32, 1e6 items, AVX2: 521 us with
+    # both divisions, 402 us without the first). A first correction of 1 with a second that is
+    # not (beta1 < beta2 is the rule) keeps both divisions: dividing by 1 is exact anyway.
+    if f64:
+        a.bias = 0 if (bias1 == 1 and bias2 == 1) else (1 if bias1 == 1 else 2)
+    else:
+        a.bias = 0 if (f1 == 1 and f2 == 1) else (1 if f1 == 1 else 2)
+    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
+    a.lr, a.beta1, a.beta2, a.eps = lr, beta1, beta2, eps
+    a.bias1, a.bias2, a.weight_decay = bias1, bias2, weight_decay
+
+
 def adam(floating[::1] param not None, const floating[::1] grad not None,
          floating[::1] m not None, floating[::1] v not None, floating[::1] v_max,
          double lr, double beta1, double beta2, double eps, double bias1, double bias2,
@@ -667,7 +694,6 @@ def adam(floating[::1] param not None, const floating[::1] grad not None,
     Python. AMSGrad when ``v_max`` is given; ``decoupled``: AdamW's weight decay."""
     cdef Py_ssize_t n = param.shape[0]
     cdef _Adam a
-    cdef floating d1 = <floating>bias1, d2 = <floating>bias2
     if grad.shape[0] != n:
         _length_error("grad", grad.shape[0], n)
     if m.shape[0] != n:
@@ -676,19 +702,11 @@ def adam(floating[::1] param not None, const floating[::1] grad not None,
         _length_error("v", v.shape[0], n)
     if v_max is not None and v_max.shape[0] != n:
         _length_error("v_max", v_max.shape[0], n)
-    a.f64 = floating is double
+    _adam_scalars(&a, floating is double, lr, beta1, beta2, eps, bias1, bias2, weight_decay,
+                  decoupled, maximize, grad_scale)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.m, a.v, a.v_max = <char*>_ptr(m), <char*>_ptr(v), <char*>_ptr(v_max)
     a.amsgrad = v_max is not None
-    a.decay = 0 if weight_decay == 0 else (2 if decoupled else 1)
-    # A bias correction that rounds to exactly 1 makes its division a no-op: float32 with
-    # beta1 = 0.9 from step 165, float64 from step 356 (float32, 1e6 items, AVX2: 521 us with
-    # both divisions, 402 us without the first). A first correction of 1 with a second that is
-    # not (beta1 < beta2 is the rule) keeps both divisions: dividing by 1 is exact anyway.
-    a.bias = 0 if (d1 == 1 and d2 == 1) else (1 if d1 == 1 else 2)
-    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
-    a.lr, a.beta1, a.beta2, a.eps = lr, beta1, beta2, eps
-    a.bias1, a.bias2, a.weight_decay = bias1, bias2, weight_decay
     with nogil:
         _run(_adam_range, &a, n, _ADAM_THREADS_FROM)
 
@@ -763,6 +781,189 @@ def adagrad(floating[::1] param not None, const floating[::1] grad not None,
     a.clr, a.eps, a.weight_decay = clr, eps, weight_decay
     with nogil:
         _run(_adagrad_range, &a, n, _ADAGRAD_THREADS_FROM)
+
+
+# --- the array-level fast path -----------------------------------------------------------------
+#
+# fastopt.adam_update & co. validate every call before anything is written, and
+# fastopt/_validation.py stays the one source of every error message. On 1000 float32 items the
+# Python checks took most of a 7.1 us call (issue 13). The functions below only answer "is this
+# the common case?" from the ndarray C API: an exact ndarray, the canonical float32/float64 dtype
+# object (identity, as _validation._fast_valid), equal ndim and dims, C-contiguous and aligned,
+# writeable where written, and no written array's bytes overlapping any other array's (every
+# array is C-contiguous, so its bytes are exactly [data, data + nbytes) and the interval test is
+# exact; empty arrays overlap nothing, as np.may_share_memory says). Any False means "look
+# closer": the caller runs the Python validation, which accepts or raises exactly as before. They
+# never raise for a bad argument and never write.
+
+cdef object _F32_DESCR = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT)
+cdef object _F64_DESCR = cnp.PyArray_DescrFromType(cnp.NPY_DOUBLE)
+
+cdef enum:
+    _MAX_ARRAYS = 8
+    _LAYOUT = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+
+
+cdef bint _arrays_ok(PyObject** objs, int n_written, int n) noexcept:
+    """``objs[0]`` (the parameter) fixes dtype and shape; the first ``n_written`` are written."""
+    cdef cnp.ndarray ref, arr, other
+    cdef int i, j, k, nd, flags, need
+    cdef cnp.npy_intp* dims
+    cdef char* start
+    cdef char* other_start
+    cdef cnp.npy_intp size, other_size
+    if not cnp.PyArray_CheckExact(<object>objs[0]):
+        return False
+    ref = <cnp.ndarray>objs[0]
+    # The canonical (native byte order) descriptors only: a '>f4' array has type number float32
+    # too, and its own descriptor object.
+    if (<void*>cnp.PyArray_DESCR(ref) != <void*>_F32_DESCR
+            and <void*>cnp.PyArray_DESCR(ref) != <void*>_F64_DESCR):
+        return False
+    nd, dims = cnp.PyArray_NDIM(ref), cnp.PyArray_DIMS(ref)
+    for i in range(n):
+        if not cnp.PyArray_CheckExact(<object>objs[i]):
+            return False
+        arr = <cnp.ndarray>objs[i]
+        # One descriptor object: the same dtype, native byte order (as ``dtype is`` in Python).
+        if <void*>cnp.PyArray_DESCR(arr) != <void*>cnp.PyArray_DESCR(ref):
+            return False
+        if cnp.PyArray_NDIM(arr) != nd:
+            return False
+        for k in range(nd):
+            if cnp.PyArray_DIMS(arr)[k] != dims[k]:
+                return False
+        flags = cnp.PyArray_FLAGS(arr)
+        need = _LAYOUT | (cnp.NPY_ARRAY_WRITEABLE if i < n_written else 0)
+        if (flags & need) != need:
+            return False
+    # Overlap: every written array against every later array (read ones may overlap each other).
+    for i in range(n_written):
+        arr = <cnp.ndarray>objs[i]
+        size = cnp.PyArray_NBYTES(arr)
+        if size == 0:
+            continue
+        start = <char*>cnp.PyArray_DATA(arr)
+        for j in range(i + 1, n):
+            other = <cnp.ndarray>objs[j]
+            other_size = cnp.PyArray_NBYTES(other)
+            other_start = <char*>cnp.PyArray_DATA(other)
+            if other_size and start < other_start + other_size and other_start < start + size:
+                return False
+    return True
+
+
+def update_arrays_ok(written, read):
+    """True when the arrays of one update are the common valid case (see above); False means
+    "validate in Python", never "invalid". ``written`` and ``read`` are sequences of
+    ``(name, array)``, the parameter first, as ``fastopt._validation.check_update_arrays``
+    takes them."""
+    cdef PyObject* objs[_MAX_ARRAYS]
+    cdef int n = 0, n_written
+    cdef object item
+    if type(written) is not tuple and type(written) is not list:
+        return False
+    if type(read) is not tuple and type(read) is not list:
+        return False
+    if len(written) == 0 or len(written) + len(read) > _MAX_ARRAYS:
+        return False
+    for item in written:
+        if type(item) is not tuple or len(<tuple>item) != 2:
+            return False
+        objs[n] = <PyObject*>(<tuple>item)[1]
+        n += 1
+    n_written = n
+    for item in read:
+        if type(item) is not tuple or len(<tuple>item) != 2:
+            return False
+        objs[n] = <PyObject*>(<tuple>item)[1]
+        n += 1
+    return _arrays_ok(objs, n_written, n)
+
+
+cdef bint _double_of(object x, double* out) except -1:
+    # A Python float, or an int converted exactly (|x| <= 2**53, so float(x) is the same double):
+    # what _validation's scalar checks return for them. Anything else: not the common case.
+    cdef long long k
+    cdef int overflow = 0
+    if PyFloat_CheckExact(x):
+        out[0] = PyFloat_AS_DOUBLE(x)
+        return True
+    if PyLong_CheckExact(x):
+        k = PyLong_AsLongLongAndOverflow(x, &overflow)
+        if overflow or k > _EXACT_INT or k < -_EXACT_INT:
+            return False
+        out[0] = <double>k
+        return True
+    return False
+
+
+cdef long long _EXACT_INT = (<long long>1) << 53
+
+
+def adam_checked(param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_decay, decoupled,
+                 maximize):
+    """``fastopt.adam_update`` in the common case: validate in C and step, returning True; or
+    return False with nothing written (anything unusual, valid or not), and the caller runs the
+    Python validation. Accepted exactly when ``fastopt._validation.adam_args`` accepts, with the
+    same values: ``t`` an int in [1, 2**53], the reals Python floats or exact small ints in
+    range (``lr``, ``weight_decay`` finite >= 0; betas in [0, 1); ``eps`` finite > 0), the flags
+    True or False. ``1 - beta**t`` is computed as ``float.__pow__`` computes it: C ``pow``
+    (docs/contract.md §1 rule 7)."""
+    cdef PyObject* objs[5]
+    cdef int n
+    cdef long long step
+    cdef int overflow = 0
+    cdef double d_lr, d_b1, d_b2, d_eps, d_wd
+    cdef _Adam a
+    cdef cnp.ndarray ref
+    cdef Py_ssize_t size
+    if v_max is None:
+        objs[0], objs[1], objs[2], objs[3] = <PyObject*>param, <PyObject*>m, <PyObject*>v, <PyObject*>grad
+        n = 4
+        if not _arrays_ok(objs, 3, 4):
+            return False
+    else:
+        objs[0], objs[1], objs[2] = <PyObject*>param, <PyObject*>m, <PyObject*>v
+        objs[3], objs[4] = <PyObject*>v_max, <PyObject*>grad
+        n = 5
+        if not _arrays_ok(objs, 4, 5):
+            return False
+    if not PyLong_CheckExact(t):
+        return False
+    step = PyLong_AsLongLongAndOverflow(t, &overflow)
+    if overflow or step < 1 or step > _EXACT_INT:
+        return False
+    if not (_double_of(lr, &d_lr) and _double_of(beta1, &d_b1) and _double_of(beta2, &d_b2)
+            and _double_of(eps, &d_eps) and _double_of(weight_decay, &d_wd)):
+        return False
+    # NaN fails every comparison below, as in _validation.
+    if not (isfinite(d_lr) and d_lr >= 0 and isfinite(d_wd) and d_wd >= 0
+            and isfinite(d_eps) and d_eps > 0 and 0 <= d_b1 < 1 and 0 <= d_b2 < 1):
+        return False
+    if (decoupled is not True and decoupled is not False) or (
+            maximize is not True and maximize is not False):
+        return False
+    ref = <cnp.ndarray>param
+    _adam_scalars(&a, <void*>cnp.PyArray_DESCR(ref) == <void*>_F64_DESCR, d_lr, d_b1, d_b2, d_eps,
+                  1.0 - pow(d_b1, <double>step), 1.0 - pow(d_b2, <double>step), d_wd,
+                  decoupled is True, maximize is True, 1.0)
+    size = cnp.PyArray_SIZE(ref)
+    a.param, a.grad = <char*>cnp.PyArray_DATA(ref), <const char*>cnp.PyArray_DATA(<cnp.ndarray>grad)
+    a.m, a.v = <char*>cnp.PyArray_DATA(<cnp.ndarray>m), <char*>cnp.PyArray_DATA(<cnp.ndarray>v)
+    a.v_max = NULL if v_max is None else <char*>cnp.PyArray_DATA(<cnp.ndarray>v_max)
+    a.amsgrad = v_max is not None
+    if size < _NOGIL_FROM:
+        _run(_adam_range, &a, size, _ADAM_THREADS_FROM)
+    else:
+        with nogil:
+            _run(_adam_range, &a, size, _ADAM_THREADS_FROM)
+    return True
+
+
+# Below this many items the fast path keeps the GIL: a release and re-acquire costs ~0.1 us,
+# more than another Python thread could gain in a call this short.
+cdef Py_ssize_t _NOGIL_FROM = 4096
 
 
 # --- global-norm clipping: a sum of squares in a fixed order, and a scaling -------------------

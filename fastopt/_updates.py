@@ -4,7 +4,7 @@ Each function validates with the same ``fastopt._validation`` call as its twin i
 ``fastopt.reference`` (which holds the documentation), then runs the unchecked fused kernel of
 ``fastopt._ops``.
 """
-from . import _clip, _ops
+from . import _clip, _dispatch, _ops
 from . import _validation as _v
 from . import reference as _ref
 from ._scalars import adagrad_lr, bias_correction
@@ -48,6 +48,12 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
 @_twin_of(_ref.adam_update)
 def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                 decoupled=False, v_max=None, maximize=False):
+    # The common case validated and stepped in one compiled call (1000 float32 items: ~1.5 us a
+    # call against 7.1 us through the Python checks); anything unusual, valid or not, returns
+    # False with nothing written and takes the path below, whose checks raise every error.
+    if _dispatch.kernels.adam_checked(param, grad, m, v, v_max, t, lr, beta1, beta2, eps,
+                                      weight_decay, decoupled, maximize):
+        return
     t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
         param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize)
     _ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),

@@ -17,6 +17,14 @@ import operator
 
 import numpy as np
 
+try:
+    # The compiled "common case?" test of one update's arrays (fastopt/_kernels.pyx, ~0.1 us for
+    # Adam's five arrays against ~2.5 us for _fast_valid plus six np.may_share_memory calls).
+    # It only ever says "valid" or "look closer"; every error below is still raised from here.
+    from ._kernels import update_arrays_ok as _c_update_arrays_ok
+except ImportError:  # an unbuilt source tree: the Python checks alone
+    _c_update_arrays_ok = None
+
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 FLOAT_DTYPES = (_F32, _F64)
 
@@ -293,6 +301,8 @@ def check_update_arrays(written, read):
     read : sequence of (str, ndarray)
         Arrays only read (the gradient); they may be read-only.
     """
+    if _c_update_arrays_ok is not None and _c_update_arrays_ok(written, read):
+        return
     check_update_layout(written, read)
     check_no_overlap(written, read)
 
