@@ -6,8 +6,18 @@ function, the NumPy reference and ``X.copy()``.
 
 Ratios are other / fastopt: ``copy 0.45x`` means a copy takes 0.45 of fastopt's time, i.e. fastopt
 takes 2.2 copies.
+
+A/B against another build of the gathers, in the same run (e.g. before a kernel change): point
+``FASTOPT_AB_KERNELS`` at that build's compiled ``_kernels`` module and the MiniBatches groups
+gain an entry ``fastopt-ab``, the same Python over that build's ``columns_into``/``take_rows``::
+
+    FASTOPT_AB_KERNELS=/tmp/old/fastopt/_kernels_avx2.cpython-311-x86_64-linux-gnu.so \
+        pytest benchmarks/test_minibatch.py -k iterator --benchmark-json=ab.json
+    python benchmarks/ratios.py ab.json
 """
+import importlib.util
 import math
+import os
 
 import numpy as np
 import pytest
@@ -38,6 +48,39 @@ def assignment_random_mini_batches(X, Y, mini_batch_size=64, seed=0):
         mini_batches.append((shuffled_X[:, num_complete_minibatches * mini_batch_size:],
                              shuffled_Y[:, num_complete_minibatches * mini_batch_size:]))
     return mini_batches
+
+
+def ab_ops():
+    """The gathers of the build named by FASTOPT_AB_KERNELS, called as fastopt._ops calls its
+    own (through one module-level function each), or None."""
+    path = os.environ.get("FASTOPT_AB_KERNELS")
+    if not path:
+        return None
+    name = os.path.basename(path).split(".")[0]  # the init symbol is PyInit_<name>
+    spec = importlib.util.spec_from_file_location(f"fastopt_ab.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.set_num_threads(fastopt.get_num_threads())
+
+    class Ops:
+        @staticmethod
+        def columns_into(src, perm, batch, blocks):
+            module.columns_into(src, perm, batch, blocks)
+
+        @staticmethod
+        def take_rows(src, rows, out):
+            module.take_rows(src, rows, out)
+    return Ops
+
+
+AB = ab_ops()
+LOADERS = ["fastopt", "reference"] + (["fastopt-ab"] if AB else [])
+
+
+def make_loader(impl, *args, **kwargs):
+    if impl == "fastopt-ab":
+        return type("MiniBatches", (fastopt.MiniBatches,), {"_ops": AB})(*args, **kwargs)
+    return (fastopt if impl == "fastopt" else fastopt.reference).MiniBatches(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +114,14 @@ def test_lab_function_columns(benchmark, columns, impl):
         benchmark(fn)
 
 
-@pytest.mark.parametrize("impl", ["fastopt", "reference", "copy"])
+@pytest.mark.parametrize("impl", LOADERS + ["copy"])
 def test_iterator_columns(benchmark, columns, impl):
     X, Y = columns
     benchmark.group = "epoch columns (784, 60000) f32: MiniBatches"
     if impl == "copy":
         benchmark(lambda: (X.copy(), Y.copy()))
         return
-    module = fastopt if impl == "fastopt" else fastopt.reference
-    loader = module.MiniBatches(X, Y.ravel(), BATCH, seed=0, axis=1)
+    loader = make_loader(impl, X, Y.ravel(), BATCH, seed=0, axis=1)
     consume(loader)  # buffers allocated outside the timed epochs
     if impl == "reference":
         benchmark.pedantic(consume, args=(loader,), **SLOW)
@@ -87,7 +129,7 @@ def test_iterator_columns(benchmark, columns, impl):
         benchmark(consume, loader)
 
 
-@pytest.mark.parametrize("impl", ["fastopt", "reference", "numpy-fancy", "copy"])
+@pytest.mark.parametrize("impl", LOADERS + ["numpy-fancy", "copy"])
 def test_iterator_rows(benchmark, rows, impl):
     X, Y = rows
     benchmark.group = "epoch rows (60000, 784) f32: MiniBatches"
@@ -104,7 +146,6 @@ def test_iterator_rows(benchmark, rows, impl):
                 Xs[k0:k0 + BATCH], Ys[k0:k0 + BATCH]
         benchmark(epoch)
         return
-    module = fastopt if impl == "fastopt" else fastopt.reference
-    loader = module.MiniBatches(X, Y, BATCH, seed=0, axis=0)
+    loader = make_loader(impl, X, Y, BATCH, seed=0, axis=0)
     consume(loader)
     benchmark(consume, loader)

@@ -43,6 +43,28 @@ def column_batches(ops, data, perm, batch_size):
     return blocks
 
 
+class _Epoch:
+    """What one epoch runs with, fixed when it starts: the data, the configuration, and the
+    buffer cache of that configuration (a later assignment gives later epochs a new cache, so an
+    epoch already started never writes through a buffer sized for other values)."""
+
+    __slots__ = ("X", "Y", "m", "batch_size", "axis", "drop_last", "copy", "buffers")
+
+    def __init__(self, mb):
+        self.X, self.Y, self.m, self.axis = mb._X, mb._Y, mb._m, mb._axis
+        self.batch_size, self.drop_last, self.copy = mb._batch_size, mb._drop_last, mb._copy
+        self.buffers = mb._buffers
+
+
+def _read_only(name, hint):
+    def fset(self, value):
+        _v.read_only(self, name, hint)
+    return fset
+
+
+_NEW_LOADER = "make a new MiniBatches for other data or another axis"
+
+
 class MiniBatches:
     """Shuffled mini-batches of ``X`` (and ``Y``), one epoch per iteration.
 
@@ -56,6 +78,16 @@ class MiniBatches:
     therefore valid only until the next batch is requested: keep it with ``batch.copy()``, or pass
     ``copy=True`` to get fresh arrays. Starting a new epoch while an older one is still being
     iterated makes the older iterator raise ``RuntimeError`` rather than yield overwritten data.
+
+    **Attributes keep the buffers honest** (docs/contract.md §5). What fixes the data is
+    read-only: ``X``, ``Y``, ``axis`` and ``m`` (assigning one raises ``AttributeError``; make a
+    new ``MiniBatches``). The object holds views of ``X`` and ``Y``, so reshaping the caller's
+    arrays in place (``X.shape = ...``) does not change them either; writing new values into
+    them does, as before. ``batch_size``, ``drop_last``, ``copy`` and ``rng`` may be assigned
+    between epochs: each is validated with the constructor's check and message (an invalid value
+    raises and changes nothing), and ``batch_size``/``drop_last``, which size the buffers, make
+    the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
+    fixes them, and an assignment during an epoch takes effect at the next one.
 
     Parameters
     ----------
@@ -83,6 +115,23 @@ class MiniBatches:
         Every rank yields ``len()`` batches (the global count), some possibly empty when a
         batch has fewer examples than ``world``. Read-only attributes.
 
+    Attributes
+    ----------
+    X, Y : ndarray or None
+        Read-only: views of the data given.
+    axis : {0, 1}
+        Read-only: the example axis (a negative ``axis`` given is normalised).
+    m : int
+        Read-only: the number of examples.
+    batch_size : int
+        Validated on assignment (an integer >= 1); the next epoch gets new buffers.
+    drop_last : bool
+        Validated on assignment (True or False); the next epoch gets new buffers.
+    copy : bool
+        Validated on assignment (True or False).
+    rng : numpy.random.Generator
+        The source of the permutations; assign another Generator to reseed (validated).
+
     Examples
     --------
     >>> import numpy as np, fastopt
@@ -92,94 +141,155 @@ class MiniBatches:
     3
     >>> [y.tolist() for _, y in batches]       # one epoch
     [[0, 1], [1, 0], [1]]
+    >>> batches.batch_size = 3                 # validated; the next epoch has new buffers
+    >>> [y.tolist() for _, y in batches]
+    [[1, 1, 0], [0, 1]]
     """
 
     _ops = _fast_ops
 
     def __init__(self, X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False,
                  copy=False, rank=0, world=1):
-        self.axis = _v.check_axis(axis)
-        self.m = _v.minibatch_data(X, Y, self.axis)
-        self.batch_size = _v.check_count(batch_size, "batch_size")
-        self.drop_last = _v.check_bool(drop_last, "drop_last")
-        self.copy = _v.check_bool(copy, "copy")
-        self.rng = _v.check_rng(seed)
-        self.X, self.Y = X, Y
+        axis = _v.check_axis(axis)
+        m = _v.minibatch_data(X, Y, axis)
+        batch_size = _v.check_count(batch_size, "batch_size")
+        drop_last = _v.check_bool(drop_last, "drop_last")
+        copy = _v.check_bool(copy, "copy")
+        self._rng = _v.check_rng(seed)
+        self._axis, self._m = axis, m
+        # Views (a new array object over the same memory): an in-place X.shape = ... on the
+        # caller's array must not change what m and the buffers were computed from.
+        self._X, self._Y = X.view(), (None if Y is None else Y.view())
+        self._batch_size, self._drop_last, self._copy = batch_size, drop_last, copy
         self._epoch = 0
         self._buffers = {}
         self._rank, self._world = _v.check_rank_world(rank, world)
 
+    # -- configuration -------------------------------------------------------------------------
+
+    X = property(lambda self: self._X, _read_only("X", _NEW_LOADER),
+                 doc="The data, 2-D (read-only: a view of the X given).")
+    Y = property(lambda self: self._Y, _read_only("Y", _NEW_LOADER),
+                 doc="The labels or None (read-only: a view of the Y given).")
+    axis = property(lambda self: self._axis, _read_only("axis", _NEW_LOADER),
+                    doc="The example axis, 0 or 1 (read-only).")
+    m = property(lambda self: self._m, _read_only("m", "it is the number of examples of X"),
+                 doc="The number of examples (read-only).")
+
+    @property
+    def batch_size(self):
+        """Examples per batch; assigning validates it and gives the next epoch new buffers."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value):
+        self._batch_size = _v.check_count(value, "batch_size")
+        self._buffers = {}
+
+    @property
+    def drop_last(self):
+        """Whether a short last batch is skipped; assigning validates it and gives the next epoch
+        new buffers (with one example per column they hold only the examples used)."""
+        return self._drop_last
+
+    @drop_last.setter
+    def drop_last(self, value):
+        self._drop_last = _v.check_bool(value, "drop_last")
+        self._buffers = {}
+
+    @property
+    def copy(self):
+        """Whether batches are new arrays; assigning validates it."""
+        return self._copy
+
+    @copy.setter
+    def copy(self, value):
+        self._copy = _v.check_bool(value, "copy")
+
+    @property
+    def rng(self):
+        """The Generator that draws each epoch's permutation; assigning validates it."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, value):
+        self._rng = _v.check_generator(value, "rng")
+
+    # -- epochs ----------------------------------------------------------------------------------
+
     def __len__(self):
         """Batches per epoch."""
-        return len(batch_starts(self.m, self.batch_size, self.drop_last))
+        return len(batch_starts(self._m, self._batch_size, self._drop_last))
 
     def __iter__(self):
         self._epoch += 1
+        run = _Epoch(self)
+        perm = self._rng.permutation(run.m)
         if self._world > 1:
-            return self._rank_batches(self._epoch, self.rng.permutation(self.m))
-        return self._epoch_batches(self._epoch, self.rng.permutation(self.m))
+            return self._rank_batches(self._epoch, run, perm)
+        return self._epoch_batches(self._epoch, run, perm)
 
     @property
     def rank(self):
-        """This process's part of each global batch (docs/contract.md §9)."""
+        """This process's part of each global batch (docs/contract.md §9); read-only."""
         return self._rank
 
     @property
     def world(self):
-        """How many parts each global batch is split into."""
+        """How many parts each global batch is split into; read-only."""
         return self._world
 
-    def _rank_batches(self, epoch, perm):
+    def _rank_batches(self, epoch, run, perm):
         """Part ``rank`` of each global batch. The parts of full batches all have the same
         size ``b``, and the last part is no larger, so this rank's examples, gathered as one
         permutation into batches of ``b`` (the same kernels as one process), are exactly its
         parts in order; a part with no example is yielded empty."""
-        local, sizes = rank_part(perm, self.batch_size, self.drop_last, self._rank,
-                                 self._world)
+        self._check_current(epoch)
+        local, sizes = rank_part(perm, run.batch_size, run.drop_last, self._rank, self._world)
         b = sizes[0] if sizes else 0
-        if b and self.axis == 1:
-            x_blocks = self._rank_columns("rank X", self.X, local, b)
-            y_blocks = (None if self.Y is None else self._rank_columns(
-                "rank Y", self.Y[np.newaxis, :] if self.Y.ndim == 1 else self.Y, local, b))
+        y_blocks = None
+        if b and run.axis == 1:
+            x_blocks = self._rank_columns(run, "rank X", run.X, local, b)
+            if run.Y is not None:
+                y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
+                y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
         for k, size in enumerate(sizes):
-            if self._epoch != epoch:
-                raise RuntimeError("a newer epoch of this MiniBatches started and reused its "
-                                   "buffers; finish one epoch before starting the next, or use "
-                                   "copy=True")
+            self._check_current(epoch)
             if size == 0:
-                batch = self._empty_batch()
-            elif self.axis == 1:
+                batch = self._empty_batch(run)
+            elif run.axis == 1:
                 batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
             else:
-                batch = self._rank_rows(local[k * b:k * b + size])
-            if self.copy:
+                batch = self._rank_rows(run, local[k * b:k * b + size])
+            if run.copy:
                 batch = tuple(a.copy() for a in batch)
-            yield batch if self.Y is not None else batch[0]
+            yield batch if run.Y is not None else batch[0]
 
-    def _rank_columns(self, key, data, local, b):
+    def _rank_columns(self, run, key, data, local, b):
         """Gather ``local`` into the reused buffer ``key`` as blocks of ``b`` columns."""
-        cached = self._buffers.get(key)
+        cached = run.buffers.get(key)
         if cached is None:
             blocks = new_blocks(data, local.shape[0], b)
-            shown = ([blk.reshape(-1) for blk in blocks] if key == "rank Y" and self.Y.ndim == 1
+            shown = ([blk.reshape(-1) for blk in blocks] if key == "rank Y" and run.Y.ndim == 1
                      else blocks)
-            cached = self._buffers[key] = (blocks, shown)
+            cached = run.buffers[key] = (blocks, shown)
         self._ops.columns_into(data, local, b, cached[0])
         return cached[1]
 
-    def _rank_rows(self, rows):
-        X, Y, ops, b = self.X, self.Y, self._ops, rows.shape[0]
-        x_buf = self._buffer("rank X", (b, X.shape[1]), X.dtype)[:b]
+    def _rank_rows(self, run, rows):
+        X, Y, ops, b = run.X, run.Y, self._ops, rows.shape[0]
+        x_buf = self._buffer(run, "rank X", (run.batch_size, X.shape[1]), X.dtype)[:b]
         ops.take_rows(X, rows, x_buf)
         if Y is None:
             return (x_buf,)
         y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-        y_buf = self._buffer("rank Y", (b, y2.shape[1]), Y.dtype)[:b]
+        y_buf = self._buffer(run, "rank Y", (run.batch_size, y2.shape[1]), Y.dtype)[:b]
         ops.take_rows(y2, rows, y_buf)
         return x_buf, (y_buf[:, 0] if Y.ndim == 1 else y_buf)
 
-    def _empty_batch(self):
-        X, Y, axis = self.X, self.Y, self.axis
+    @staticmethod
+    def _empty_batch(run):
+        X, Y, axis = run.X, run.Y, run.axis
         x = np.empty((X.shape[0], 0) if axis == 1 else (0, X.shape[1]), X.dtype)
         if Y is None:
             return (x,)
@@ -187,51 +297,62 @@ class MiniBatches:
             return x, np.empty(0, Y.dtype)
         return x, np.empty((Y.shape[0], 0) if axis == 1 else (0, Y.shape[1]), Y.dtype)
 
-    def _buffer(self, key, shape, dtype):
-        buf = self._buffers.get(key)
+    @staticmethod
+    def _buffer(run, key, shape, dtype):
+        buf = run.buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = np.empty(shape, dtype)
+            buf = run.buffers[key] = np.empty(shape, dtype)
         return buf
 
-    def _column_blocks(self, key, data, perm):
+    def _column_blocks(self, run, key, data, perm):
         """Gather into the reused buffer ``key``; its block views are made once and kept."""
-        cached = self._buffers.get(key)
+        cached = run.buffers.get(key)
         if cached is None:
-            blocks = new_blocks(data, perm.shape[0], self.batch_size)
-            shown = [b.reshape(-1) for b in blocks] if key == "Y" and self.Y.ndim == 1 else blocks
-            cached = self._buffers[key] = (blocks, shown)
-        self._ops.columns_into(data, perm, self.batch_size, cached[0])
+            blocks = new_blocks(data, perm.shape[0], run.batch_size)
+            shown = [b.reshape(-1) for b in blocks] if key == "Y" and run.Y.ndim == 1 else blocks
+            cached = run.buffers[key] = (blocks, shown)
+        self._ops.columns_into(data, perm, run.batch_size, cached[0])
         return cached[1]
 
-    def _epoch_batches(self, epoch, perm):
-        starts = batch_starts(self.m, self.batch_size, self.drop_last)
-        if self.axis == 1:
-            batches = self._column_epoch(perm[:starts.stop])  # drop_last: only what is used
+    def _check_current(self, epoch):
+        if self._epoch != epoch:
+            raise RuntimeError("a newer epoch of this MiniBatches started and reused its "
+                               "buffers; finish one epoch before starting the next, or use "
+                               "copy=True")
+
+    def _epoch_batches(self, epoch, run, perm):
+        # Checked before every gather, not after: a stale iterator must raise before it writes
+        # into buffers whose batches the newer epoch has handed out.
+        self._check_current(epoch)
+        starts = batch_starts(run.m, run.batch_size, run.drop_last)
+        if run.axis == 1:
+            batches = self._column_epoch(run, perm[:starts.stop])  # drop_last: only what is used
         else:
-            batches = self._row_batches(perm, starts)
-        for batch in batches:
-            if self._epoch != epoch:
-                raise RuntimeError("a newer epoch of this MiniBatches started and reused its "
-                                   "buffers; finish one epoch before starting the next, or use "
-                                   "copy=True")
-            if self.copy:
+            batches = self._row_batches(run, perm, starts)
+        batches = iter(batches)
+        while True:
+            self._check_current(epoch)
+            batch = next(batches, None)
+            if batch is None:
+                return
+            if run.copy:
                 batch = tuple(b.copy() for b in batch)
-            yield batch if self.Y is not None else batch[0]
+            yield batch if run.Y is not None else batch[0]
 
-    def _column_epoch(self, perm):
+    def _column_epoch(self, run, perm):
         # The whole epoch is gathered at once, before the first batch (see the module docstring).
-        x_blocks = self._column_blocks("X", self.X, perm)
-        if self.Y is None:
+        x_blocks = self._column_blocks(run, "X", run.X, perm)
+        if run.Y is None:
             return ((xb,) for xb in x_blocks)
-        y2 = self.Y[np.newaxis, :] if self.Y.ndim == 1 else self.Y
-        return zip(x_blocks, self._column_blocks("Y", y2, perm))
+        y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
+        return zip(x_blocks, self._column_blocks(run, "Y", y2, perm))
 
-    def _row_batches(self, perm, starts):
-        X, Y, ops, b = self.X, self.Y, self._ops, self.batch_size
-        x_buf = self._buffer("X", (b, X.shape[1]), X.dtype)
+    def _row_batches(self, run, perm, starts):
+        X, Y, ops, b = run.X, run.Y, self._ops, run.batch_size
+        x_buf = self._buffer(run, "X", (b, X.shape[1]), X.dtype)
         if Y is not None:
             y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-            y_buf = self._buffer("Y", (b, y2.shape[1]), Y.dtype)
+            y_buf = self._buffer(run, "Y", (b, y2.shape[1]), Y.dtype)
         for k0 in starts:
             rows = perm[k0:k0 + b]
             bk = rows.shape[0]

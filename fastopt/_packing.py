@@ -4,6 +4,8 @@ With parameters and gradients packed, an optimizer step is one kernel call over 
 instead of one call (and one round of Python overhead) per array: the assignment's model has six
 tiny arrays, where per-array overhead is nearly all of the cost.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import _validation as _v
@@ -14,51 +16,150 @@ __all__ = ["PackedArrays", "pack", "pack_like"]
 class PackedArrays(dict):
     """A dict of arrays that are views into one contiguous 1-D buffer (made by :func:`pack`).
 
-    Reading works like any dict. **Assigning copies into the buffer** so that every entry stays a
-    view of it: ``grads["W1"] = dW1`` writes ``dW1``'s values into ``grads["W1"]`` (same shape
-    required), and ``grads.update(other)`` does the same for each key. Entries cannot be added
-    or removed.
+    Reading works like any dict. **Writing copies into the buffer**, so that every entry stays
+    the view of ``buffer`` it was made as: ``grads["W1"] = dW1`` writes ``dW1``'s values into
+    ``grads["W1"]`` (same shape required, converted to the buffer's dtype), and so do
+    ``update``, ``|=`` and ``setdefault`` on an existing key (which, as for a dict, only reads).
+    Entries cannot be added or removed: ``del``, ``pop``, ``popitem`` and ``clear`` raise
+    ``TypeError``, and a new key raises ``KeyError``. A write that fails (a new key, a wrong
+    shape, a value that does not convert) raises before anything is written, for ``update`` and
+    ``|=`` too. ``copy()``, ``copy.copy``, ``copy.deepcopy``, pickling and ``packed | other``
+    make a new ``PackedArrays`` with its own buffer; ``other | packed`` a plain dict (the left
+    operand's type, as for any dict), holding our views. ``buffer`` and ``layout`` are read-only.
+    Make one with :func:`pack` or :func:`pack_like`: the constructor and ``fromkeys`` raise.
+
+    Why a ``dict`` subclass that overrides every mutating method, rather than a
+    ``collections.abc.Mapping`` that is no dict: the optimizers and the dictionary-level
+    functions accept packed parameters and gradients wherever a dict goes (``isinstance(params,
+    dict)`` selects the dict-of-arrays path, ``type(grads) is PackedArrays`` the one-kernel
+    step), and user code written for the assignment's dicts (``json``-style ``isinstance``
+    tests, ``dict(...)``, ``{**grads}``) keeps working. Every method ``dict`` implements in C
+    that could store a value is overridden here (``__setitem__``, ``update``, ``__ior__``,
+    ``setdefault``), and the ones that remove entries refuse; the one way around them is calling
+    ``dict``'s own methods on it explicitly (``dict.__setitem__(grads, k, v)``).
 
     Attributes
     ----------
     buffer : ndarray
-        The 1-D, C-contiguous array that owns the memory of every entry.
+        The 1-D, C-contiguous array that owns the memory of every entry (read-only attribute).
     layout : tuple of (key, shape, offset)
-        Where each entry lives in ``buffer`` (offsets in items).
+        Where each entry lives in ``buffer`` (offsets in items; read-only attribute).
     """
 
-    __slots__ = ("buffer", "layout")
+    __slots__ = ("_buffer", "_layout")
 
-    def __setitem__(self, key, value):
+    def __init__(self, *args, **kwargs):
+        # dict.__init__ would store the given arrays themselves, not views of a buffer.
+        raise TypeError("make a PackedArrays with fastopt.pack(params) or "
+                        "fastopt.pack_like(packed), not with its constructor")
+
+    @classmethod
+    def fromkeys(cls, iterable, value=None):
+        raise TypeError("a PackedArrays has no fromkeys: make one with fastopt.pack(params) or "
+                        "fastopt.pack_like(packed)")
+
+    buffer = property(lambda self: self._buffer,
+                      lambda self, value: _v.read_only(self, "buffer", _ENTRIES_ARE_VIEWS),
+                      doc="The 1-D buffer that owns every entry's memory (read-only).")
+    layout = property(lambda self: self._layout,
+                      lambda self, value: _v.read_only(self, "layout", _ENTRIES_ARE_VIEWS),
+                      doc="(key, shape, offset) of each entry in ``buffer`` (read-only).")
+
+    # -- writes: every one copies into the buffer ------------------------------------------------
+
+    def _converted(self, key, value):
+        """``value`` as an array of the entry's dtype and shape, ready to copy; raises (having
+        written nothing) for a new key, a value that does not convert, or another shape."""
         if key not in self:
             raise KeyError(f"{key!r} is not an entry of this packed dict (entries cannot be "
                            f"added; pack a new dict instead)")
         view = dict.__getitem__(self, key)
-        value = np.asarray(value)
+        try:
+            # Converted before any copy, so that a value NumPy cannot convert leaves the entry
+            # as it was (a failed view[...] = value may have written part of it).
+            value = np.asarray(value, dtype=view.dtype)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"value for {key!r} cannot be converted to {view.dtype}: "
+                            f"{err}") from None
         if value.shape != view.shape:
             raise ValueError(f"value for {key!r} has shape {value.shape}; expected "
                              f"{view.shape} (a packed entry is copied into, not replaced)")
-        view[...] = value
+        return view, value
 
-    def update(self, other=(), **kwargs):
-        items = other.items() if hasattr(other, "items") else other
-        for key, value in list(items) + list(kwargs.items()):
-            self[key] = value
+    @staticmethod
+    def _copy_all(pairs):
+        for view, value in pairs:
+            view[...] = value
+
+    def __setitem__(self, key, value):
+        self._copy_all([self._converted(key, value)])
+
+    def update(self, *args, **kwargs):
+        """Copy each value into its entry, as ``packed[key] = value`` does; all are checked
+        before the first is written. Takes what ``dict.update`` takes."""
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 positional argument, got {len(args)}")
+        pairs = []
+        if args:
+            other = args[0]
+            if hasattr(other, "keys"):
+                pairs = [(key, other[key]) for key in other.keys()]
+            else:
+                for item in other:
+                    item = tuple(item)
+                    if len(item) != 2:
+                        raise ValueError(f"update takes a mapping or (key, value) pairs; got an "
+                                         f"element of length {len(item)}")
+                    pairs.append(item)
+        pairs += kwargs.items()
+        self._copy_all([self._converted(key, value) for key, value in pairs])
+
+    def __ior__(self, other):
+        # dict.__ior__ stores the values themselves, bypassing __setitem__ (issue 10).
+        self.update(other)
+        return self
+
+    def setdefault(self, key, default=None):
+        """The entry ``key`` (a read, as for a dict); a new key raises ``KeyError``."""
+        if key in self:
+            return dict.__getitem__(self, key)
+        self._converted(key, default)  # raises: entries cannot be added
 
     def _fixed(self, *args, **kwargs):
         raise TypeError("a packed dict has fixed entries; pack a new dict instead")
 
-    __delitem__ = pop = popitem = clear = setdefault = _fixed
+    __delitem__ = pop = popitem = clear = _fixed
+
+    # -- new objects ------------------------------------------------------------------------------
 
     def copy(self):
         """A new packed dict (its own buffer) with the same values."""
         return pack(self)
+
+    def __or__(self, other):
+        """A new packed dict (its own buffer): a copy, updated with ``other``."""
+        if not isinstance(other, (dict, Mapping)):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other):
+        """``other | packed``: a plain dict, ``other``'s entries then ours (our views)."""
+        if not isinstance(other, (dict, Mapping)):
+            return NotImplemented
+        merged = dict(other)
+        merged.update(dict.items(self))
+        return merged
 
     def __reduce__(self):
         return pack, (dict(self),)
 
     def __repr__(self):
         return f"PackedArrays({dict.__repr__(self)})"
+
+
+_ENTRIES_ARE_VIEWS = "every entry is a view of it; write into the entries, or pack a new dict"
 
 
 def pack(params, dtype=None):
@@ -126,7 +227,7 @@ def pack_like(packed):
 
 
 def _views(buffer, shapes, values):
-    out = PackedArrays()
+    out = dict.__new__(PackedArrays)  # the constructor refuses, on purpose
     layout = []
     offset = 0
     for key, shape in shapes:
@@ -137,6 +238,6 @@ def _views(buffer, shapes, values):
         dict.__setitem__(out, key, view)
         layout.append((key, tuple(shape), offset))
         offset += size
-    out.buffer = buffer
-    out.layout = tuple(layout)
+    out._buffer = buffer
+    out._layout = tuple(layout)
     return out

@@ -31,10 +31,19 @@ class EWA:
 
     Attributes
     ----------
+    beta : float
+        Validated on assignment (``0 <= beta < 1``), which re-derives the rounded scalars: the
+        average goes on from its current value with the new ``beta`` (and bias correction then
+        divides by ``1 - beta**count`` with the new one, as if the series had used it all
+        along; call :meth:`reset` to start afresh).
+    bias_correction : bool
+        Validated on assignment (True or False); applies from the next :meth:`update`.
+    dtype : numpy.dtype
+        Read-only: the running average is held in it (make a new ``EWA`` for another).
     value : float or None
-        The latest smoothed value (``None`` before the first update).
+        Read-only: the latest smoothed value (``None`` before the first update).
     count : int
-        Number of values seen since construction or :meth:`reset`.
+        Read-only: number of values seen since construction or :meth:`reset`.
 
     Examples
     --------
@@ -47,18 +56,51 @@ class EWA:
     """
 
     def __init__(self, beta=0.9, bias_correction=False, dtype=np.float64):
-        self.beta = _v.check_beta(beta, "beta")
-        self.bias_correction = _v.check_bool(bias_correction, "bias_correction")
-        self.dtype = _v.check_float_dtype(dtype)
-        scalar = self.dtype.type
-        self._b, self._c = scalar(self.beta), scalar(1 - self.beta)
+        beta = _v.check_beta(beta, "beta")  # checked in the order of the arguments
+        self._bias_correction = _v.check_bool(bias_correction, "bias_correction")
+        self._dtype = _v.check_float_dtype(dtype)
+        self.beta = beta
         self.reset()
+
+    @property
+    def beta(self):
+        """The decay, ``0 <= beta < 1``; assigning validates it and re-derives the scalars."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value):
+        beta = _v.check_beta(value, "beta")
+        scalar = self._dtype.type
+        # beta and 1 - beta (in double) rounded once to dtype: derived here, never stale.
+        self._beta, self._b, self._c = beta, scalar(beta), scalar(1 - beta)
+
+    @property
+    def bias_correction(self):
+        """Whether values are divided by ``1 - beta**count``; assigning validates it."""
+        return self._bias_correction
+
+    @bias_correction.setter
+    def bias_correction(self, value):
+        self._bias_correction = _v.check_bool(value, "bias_correction")
+
+    dtype = property(lambda self: self._dtype,
+                     lambda self, value: _v.read_only(self, "dtype", "the running average is "
+                                                      "held in it; make a new EWA"),
+                     doc="The dtype of the arithmetic (read-only).")
+    count = property(lambda self: self._count,
+                     lambda self, value: _v.read_only(self, "count", "it counts the updates; "
+                                                      "reset() starts again from 0"),
+                     doc="Values seen since construction or reset() (read-only).")
+    value = property(lambda self: self._value,
+                     lambda self, value: _v.read_only(self, "value", "it is the latest smoothed "
+                                                      "value; reset() forgets it"),
+                     doc="The latest smoothed value, None before the first (read-only).")
 
     def reset(self):
         """Forget every value seen: back to ``v_0 = 0``."""
-        self._v = self.dtype.type(0)
-        self.count = 0
-        self.value = None
+        self._v = self._dtype.type(0)
+        self._count = 0
+        self._value = None
 
     @np.errstate(all="ignore")  # NaN/inf propagate silently, as in the kernel
     def update(self, value):
@@ -69,14 +111,15 @@ class EWA:
         value : float
             A real number (NaN and inf propagate, as in :func:`fastopt.ewa`).
         """
-        x = self.dtype.type(_v._real_or_nonfinite(value, "value"))
-        self.count += 1
+        scalar = self._dtype.type
+        x = scalar(_v._real_or_nonfinite(value, "value"))
+        self._count += 1
         self._v = self._b * self._v + self._c * x
         v = self._v
-        if self.bias_correction:
-            v = v / self.dtype.type(bias_correction(self.beta, self.count))
-        self.value = float(v)
-        return self.value
+        if self._bias_correction:
+            v = v / scalar(bias_correction(self._beta, self._count))
+        self._value = float(v)
+        return self._value
 
     def __repr__(self):
         return (f"EWA(beta={self.beta!r}, bias_correction={self.bias_correction!r}, "

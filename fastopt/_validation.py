@@ -510,3 +510,106 @@ def check_rank_world(rank, world):
         raise ValueError(f"rank must be < world ({world}): ranks are numbered 0..{world - 1}, "
                          f"got rank={rank}")
     return rank, world
+
+
+def check_generator(rng, name="rng"):
+    """Return ``rng``; it must be a ``numpy.random.Generator`` (assigned, not a seed)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator, got {_describe(rng)}; to "
+                        f"reseed, assign np.random.default_rng(seed)")
+    return rng
+
+
+def read_only(owner, name, hint):
+    """Raise the ``AttributeError`` of assigning the read-only attribute ``name`` of ``owner``."""
+    raise AttributeError(f"{name} is read-only on {type(owner).__name__}: {hint}")
+
+
+# The gathers' own checks (docs/contract.md §5): the second line behind the checks above. The
+# Cython kernels test the same conditions in C, in O(1) plus one pass over the indices, and call
+# these only to word the error; the reference calls them first. Every failure is a ValueError:
+# the callers in fastopt never pass a wrong kind of object, so reaching one is a size mismatch.
+
+_INTP = np.dtype(np.intp)
+
+
+def _gather_src(src):
+    if not isinstance(src, np.ndarray):
+        raise ValueError(f"src must be a numpy.ndarray, got {_describe(src)}")
+    if src.ndim != 2:
+        raise ValueError(f"src must be 2-D, got shape {src.shape}")
+
+
+def _gather_index(index, name):
+    if not isinstance(index, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray of intp, got {_describe(index)}")
+    if index.dtype != _INTP:
+        raise ValueError(f"{name} has dtype {index.dtype}; expected intp (np.intp)")
+    if index.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {index.shape}")
+    if not index.flags.c_contiguous:
+        raise ValueError(f"{name} is not C-contiguous; pass np.ascontiguousarray({name})")
+
+
+def _gather_out(out, name, src, shape, why):
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray, got {_describe(out)}")
+    if out.dtype != src.dtype:
+        raise ValueError(f"{name} has dtype {out.dtype}; expected {src.dtype}, the dtype of src")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} is not C-contiguous; the gathers write whole rows")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}; expected {shape}, {why}")
+
+
+def _gather_range(index, name, n, what):
+    if index.shape[0]:
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= n:
+            raise ValueError(f"{name} holds {high if high >= n else low}; every {what} index "
+                             f"must satisfy 0 <= index < {n} (src has {n} {what}s)")
+
+
+def check_take_rows(src, rows, out):
+    """Check the arguments of ``take_rows(src, rows, out)``: ``out[j] = src[rows[j]]``.
+
+    ``src`` is a 2-D ndarray (any strides); ``rows`` a 1-D C-contiguous intp array of indices in
+    ``[0, src.shape[0])``; ``out`` a writeable C-contiguous array of ``src``'s dtype and shape
+    ``(len(rows), src.shape[1])``. Raises ValueError naming the argument.
+    """
+    _gather_src(src)
+    _gather_index(rows, "rows")
+    _gather_out(out, "out", src, (rows.shape[0], src.shape[1]),
+                "one row of src per entry of rows")
+    _gather_range(rows, "rows", src.shape[0], "row")
+
+
+def check_columns_into(src, perm, batch, blocks):
+    """Check the arguments of ``columns_into(src, perm, batch, blocks)``.
+
+    ``src`` is a 2-D ndarray (any strides); ``perm`` a 1-D C-contiguous intp array of column
+    indices in ``[0, src.shape[1])``; ``batch`` an integer >= 1; ``blocks`` a list of
+    ``ceil(len(perm) / batch)`` writeable C-contiguous arrays of ``src``'s dtype, block ``k`` of
+    shape ``(src.shape[0], min(batch, len(perm) - k*batch))``. Raises ValueError naming the
+    argument.
+    """
+    _gather_src(src)
+    _gather_index(perm, "perm")
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)):
+        raise ValueError(f"batch must be an integer >= 1, got {_describe(batch)}")
+    batch = int(batch)
+    if batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch}")
+    if not isinstance(blocks, list):
+        raise ValueError(f"blocks must be a list of arrays, got {_describe(blocks)}")
+    m = perm.shape[0]
+    expected = -(-m // batch)
+    if len(blocks) != expected:
+        raise ValueError(f"blocks has {len(blocks)} blocks; expected {expected} ({m} columns "
+                         f"of perm in batches of {batch})")
+    for k, block in enumerate(blocks):
+        _gather_out(block, f"blocks[{k}]", src, (src.shape[0], min(batch, m - k * batch)),
+                    f"the rows of src by the columns of batch {k}")
+    _gather_range(perm, "perm", src.shape[1], "column")

@@ -76,6 +76,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"hypothesis: {hypothesis_module.COUNTER['cases']} generated cases run "
             f"(profile {settings._current_profile})")
+    stateful_module = sys.modules.get("test_stateful")
+    if stateful_module is not None and stateful_module.STEPS:
+        steps = stateful_module.STEPS
+        each = ", ".join(f"{name} {n}" for name, n in sorted(steps.items()))
+        terminalreporter.write_line(
+            f"stateful: {sum(steps.values())} rule steps run ({each}; profile "
+            f"{settings._current_profile})")
     memory_module = sys.modules.get("test_memory")
     if memory_module is not None and memory_module.GROWTH:
         for name, (traced, rss) in memory_module.GROWTH.items():

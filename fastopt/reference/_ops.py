@@ -1,16 +1,19 @@
 """The reference arithmetic, unchecked: docs/contract.md §2, one NumPy line per formula.
 
-Callers validate first (``fastopt._validation``). Every hyperparameter arrives as a Python float
-(``bias1 = 1 - beta1**t`` and ``bias2 = 1 - beta2**t`` already computed with ``float.__pow__``), so
-NumPy 2 rounds it once to the array dtype (NEP 50). Updates are in place (``x[...] = ...``) like
-the fast path, so the two are interchangeable; the temporaries NumPy allocates here are what the
-fused kernels save.
+Callers validate first (``fastopt._validation``); only the two mini-batch gathers check their
+sizes again, as the Cython ones do (the second line). Every hyperparameter arrives as a Python
+float (``bias1 = 1 - beta1**t`` and ``bias2 = 1 - beta2**t`` already computed with
+``float.__pow__``), so NumPy 2 rounds it once to the array dtype (NEP 50). Updates are in place
+(``x[...] = ...``) like the fast path, so the two are interchangeable; the temporaries NumPy
+allocates here are what the fused kernels save.
 
 Non-finite values propagate silently in both implementations: the kernels do not test the FPU
 flags after every loop, so the reference suppresses NumPy's overflow/invalid warnings to behave the
 same (``np.errstate`` as a decorator). Checking for non-finite gradients is the caller's choice.
 """
 import numpy as np
+
+from .. import _validation as _v
 
 _quiet = np.errstate(all="ignore")
 
@@ -144,13 +147,19 @@ def all_finite(x):
 
 
 def columns_into(src, perm, batch, blocks):
-    """``blocks[k][...] = src[:, perm[k*batch : (k+1)*batch]]`` for every batch k."""
+    """``blocks[k][...] = src[:, perm[k*batch : (k+1)*batch]]`` for every batch k.
+
+    Checked like the Cython gather (``fastopt._validation.check_columns_into``): a size that
+    does not fit raises the same ValueError instead of writing.
+    """
+    _v.check_columns_into(src, perm, batch, blocks)
     for k, block in enumerate(blocks):
         block[...] = src[:, perm[k * batch:(k + 1) * batch]]
 
 
 def take_rows(src, rows, out):
-    """``out[j] = src[rows[j]]`` for 2-D ``src``."""
+    """``out[j] = src[rows[j]]`` for 2-D ``src``; checked like the Cython gather."""
+    _v.check_take_rows(src, rows, out)
     out[...] = src[rows]
 
 
