@@ -103,8 +103,17 @@ class Network:
             Cross-entropy summed over the batch.
         correct : int
             Examples whose most probable class is their label (before this batch's step).
+
+        Notes
+        -----
+        An empty batch (``bk == 0``: a data-parallel rank's part of a global batch that has
+        fewer examples than ranks, docs/contract.md §9) has zero gradients, loss 0 and no
+        correct example; there is no mean over no example to take.
         """
         bk = X.shape[1]
+        if bk == 0:
+            self.grads.buffer[:] = 0.0
+            return 0.0, 0
         ws = self._workspaces.get(bk)
         if ws is None:
             ws = self._workspaces[bk] = _Workspace(self.layers, bk)

@@ -5,7 +5,9 @@ optimizer step is one fastopt kernel call over packed parameters, and every shuf
 :class:`fastopt.MiniBatches`. ``--compare`` trains the same network from the same initial
 weights on the same batches with the course's loop (:mod:`fastopt._course`), times both phase by
 phase, and checks that the final parameters are the same bits; ``--compare torch`` adds
-``torch.nn`` with a fused ``torch.optim`` step.
+``torch.nn`` with a fused ``torch.optim`` step. ``--distributed`` (under ``mpiexec -n N``)
+trains data-parallel with :class:`fastopt.distributed.DistributedOptimizer`
+(:mod:`fastopt._train_distributed`).
 
 Seeds: the data, the initial weights and the batches each draw from their own stream of the one
 ``--seed``, so changing the batch size does not change the data or the weights.
@@ -452,6 +454,27 @@ def main(args, out=None, err=None):
     """Run ``python -m fastopt train`` with parsed ``args``; return the exit status."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    distributed = None
+    if not args.distributed and (args.check or args.shard_state):
+        print("--check and --shard-state apply to --distributed only: run mpiexec -n N python "
+              "-m fastopt train --distributed " + ("--check" if args.check else
+                                                    "--shard-state"), file=err)
+        return 2
+    if args.distributed:
+        if args.compare is not None:
+            print("--compare does not go with --distributed: use --check, which compares with "
+                  "one process (docs/contract.md §9)", file=err)
+            return 2
+        try:
+            # Imported only here: nothing else in fastopt imports mpi4py.
+            from . import _train_distributed as distributed
+        except ImportError as exc:
+            print(f"train --distributed: {exc}", file=err)
+            return 2
+        if not distributed.is_root():
+            # Every rank parses the same options and reads the same data, so each message
+            # below would be printed once per rank: rank 0 alone prints them.
+            out = err = open(os.devnull, "w")
     registry = _registry.optimizers()
     cls = registry[args.optimizer]
     lr = args.lr if args.lr is not None else _registry.default_lr(cls)
@@ -506,6 +529,8 @@ def main(args, out=None, err=None):
           f"thread{'s' * (args.threads > 1)}, {args.data} data ({X.shape[1]:,} train / "
           f"{X_test.shape[1]:,} test examples, seed {args.seed}). Train accuracy is the "
           f"running one, over the epoch's batches before each step.", file=out, flush=True)
+    if distributed is not None:
+        return distributed.main(args, cls, lr, layers, data, params0, out, err, plt)
     with fastopt.num_threads(args.threads), blas_threads(args.threads) as blas_set:
         if not blas_set:
             print(f"note: could not set the BLAS thread count (no threadpoolctl, no OpenBLAS "
@@ -586,7 +611,8 @@ def add_parser(sub):
                     "float32) on the CPU: forward and backward in NumPy, every optimizer step "
                     "one fastopt kernel call over packed parameters, every shuffle a "
                     "fastopt.MiniBatches. Prints one line per epoch; progress goes to stderr.",
-        epilog="Example: python -m fastopt train --epochs 1 --compare")
+        epilog="Examples: python -m fastopt train --epochs 1 --compare; mpiexec -n 2 python -m "
+               "fastopt train --distributed --check")
     p.add_argument("--layers", nargs="+", type=_positive_int, metavar="N",
                    help="layer sizes, input first (default: 784 256 256 10; 64 256 256 10 with "
                         "--data digits)")
@@ -619,4 +645,18 @@ def add_parser(sub):
                    help="write DIR/train.png: loss per batch (raw and fastopt.ewa-smoothed) "
                         "and accuracy per epoch; needs matplotlib: pip install 'fastopt[plot]'")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    d = p.add_argument_group(
+        "data-parallel (under mpiexec -n N; needs pip install \"fastopt[mpi]\")")
+    d.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over the MPI ranks: each rank computes the "
+                        "gradient of its part of every batch, fastopt.distributed."
+                        "DistributedOptimizer adds them in rank order, times 1/N, and steps; "
+                        "rank 0 prints the epoch lines")
+    d.add_argument("--shard-state", action="store_true",
+                   help="with --distributed: ZeRO stage 1, each rank keeps the optimizer state "
+                        "of its slice of the parameters only")
+    d.add_argument("--check", action="store_true",
+                   help="with --distributed: rank 0 then trains in one process that computes "
+                        "the same per-part gradients and sums them in rank order, and reports "
+                        "whether the final parameters are bit-identical (exit status 1 if not)")
     return p

@@ -2,7 +2,8 @@
 
 The MPI tests start real processes: ``mpiexec -n 1``, ``-n 2`` and ``-n 3`` (an uneven split of
 the buffer and of the batches, and more ranks than this machine's 2 cores) on the scripts in
-``tests/mpi/``, which abort the job on the first failed check. They are skipped, with the
+``tests/mpi/``, which abort the job on the first failed check, and on ``python -m fastopt train
+--distributed --check``. They are skipped, with the
 reason, when mpi4py or mpiexec is missing (``pip install ".[mpi]"`` brings both). The
 mini-batch split and the optional import run everywhere.
 """
@@ -104,6 +105,99 @@ def test_train_check_is_bit_identical():
                   "--check", cwd=None)
     assert "epoch     0  cost" in out and "epoch    19  cost" in out
     assert "bit-identical to one process: yes" in out
+
+
+# --- python -m fastopt train --distributed ------------------------------------------------------
+
+# 193 = 3 batches of 64 and one of 1: at world 2 and 3 some ranks' part of the last batch is
+# empty, and at world 3 the 404 parameters leave rank 0 no slice of its own (shard_bounds).
+TRAIN = ["-m", "fastopt", "train", "--distributed", "--layers", "20", "16", "4", "--epochs",
+         "2", "--train-size", "193", "--test-size", "50", "--quiet"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("n,options", [(2, ["--optimizer", "adam"]),
+                                       (3, ["--optimizer", "momentum", "--shard-state"])])
+def test_train_distributed_check_is_bit_identical(n, options):
+    out = run_mpi(n, *TRAIN, "--check", *options, cwd=None)
+    lines = out.splitlines()
+    assert f"data-parallel over {n} ranks" in out
+    assert f"shard_state={'--shard-state' in options}" in out
+    # Rank 0 alone prints: one header, one line per epoch.
+    assert sum(line.startswith("fastopt train: layers 20-16-4") for line in lines) == 1
+    assert [line.split()[2] for line in lines if line.startswith("fastopt  epoch")] == \
+        ["1/2", "2/2"]
+    assert lines[-1].startswith("--check: final parameters bit-identical to one process that "
+                                "computes the same per-part gradients and sums them in rank "
+                                "order")
+    assert "404 float32 values in 4 arrays" in lines[-1]
+
+
+@needs_mpi
+def test_train_distributed_at_world_1_is_train():
+    # One rank: the whole batch, a step on the gradient itself: the figures of plain train.
+    def figures(out):
+        return [line.rsplit("  ", 1)[0] for line in out.splitlines()
+                if line.startswith("fastopt  epoch")]
+    distributed = run_mpi(1, *TRAIN, "--check", cwd=None)
+    single = subprocess.run([sys.executable, *TRAIN[:3], *TRAIN[4:]], capture_output=True,
+                            text=True, timeout=TIMEOUT, check=True).stdout
+    assert figures(distributed) == figures(single) and len(figures(single)) == 2
+    assert "--check: final parameters bit-identical" in distributed
+
+
+@needs_mpi
+def test_train_distributed_check_reports_a_difference():
+    # The reference off by one ulp in one value: rank 0 says which array, exit status 1.
+    code = ("import sys, numpy as np\n"
+            "from fastopt import _train_distributed as td\n"
+            "from fastopt.__main__ import main\n"
+            "real = td.one_process\n"
+            "def off(*args):\n"
+            "    params = real(*args)\n"
+            "    params['b2'][0, 0] = np.nextafter(params['b2'][0, 0], np.float32(1))\n"
+            "    return params\n"
+            "td.one_process = off\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = dict(os.environ, FASTOPT_NUM_THREADS="1")
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", code, *TRAIN[2:],
+                           "--check"], env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode != 0
+    assert ("--check: final parameters NOT bit-identical to one process that computes the "
+            "same per-part gradients and sums them in rank order (docs/contract.md §9): "
+            "b2 (1 of 4 values)") in proc.stdout
+
+
+def test_an_empty_part_has_zero_gradients():
+    # A rank's part of a batch with fewer examples than ranks: no mean over no example.
+    from fastopt import _mlp
+    net = _mlp.Network(_mlp.init_params([20, 16, 4], 0))
+    net.grads.buffer[:] = 1.0
+    assert net.forward_backward(np.empty((20, 0), np.float32), np.empty(0, np.int64)) == (0.0, 0)
+    assert not net.grads.buffer.any()
+
+
+def test_train_distributed_without_mpi4py_says_what_to_install():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from fastopt.__main__ import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, *TRAIN[2:]], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("train --distributed: fastopt.distributed needs mpi4py")
+    assert 'pip install "fastopt[mpi]"' in proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--check"], "--check and --shard-state apply to --distributed only"),
+    (["--shard-state"], "--check and --shard-state apply to --distributed only"),
+    (["--distributed", "--compare"], "--compare does not go with --distributed: use --check"),
+])
+def test_train_distributed_options_are_checked_before_mpi(argv, message, capsys):
+    from fastopt.__main__ import main
+    assert main(["train", *argv, *TRAIN[4:]]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_import_without_mpi4py_says_what_to_install():
