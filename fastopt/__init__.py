@@ -23,8 +23,7 @@ from ._packing import PackedArrays, pack, pack_like
 from ._smoothing import EWA
 from ._threads import get_num_threads, num_threads, set_num_threads
 from ._updates import adam_update, ewa, momentum_update, rmsprop_update, sgd_update
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "ewa", "EWA",
            "MiniBatches", "minibatches", "schedules", "set_num_threads", "get_num_threads",
