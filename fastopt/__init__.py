@@ -28,8 +28,7 @@ from ._smoothing import EWA
 from ._threads import get_num_threads, num_threads, set_num_threads
 from ._updates import (adagrad_update, adam_update, clip_grad_norm, ewa, momentum_update,
                        rmsprop_update, sgd_update)
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "adagrad_update",
            "clip_grad_norm", "ewa", "EWA", "MiniBatches", "minibatches", "schedules",

@@ -17,6 +17,7 @@ def config():
         "simd_path": _dispatch.current,
         "simd_available": _dispatch.available(),
         "simd_env": f"{_dispatch.ENV_VAR} (baseline to force the portable path)",
+        "openmp": kernels.OPENMP,
         "threads": _threads.get_num_threads(),
         "threads_env": _threads.ENV_VAR,
         "openmp_processors": kernels.omp_num_procs(),
@@ -40,8 +41,13 @@ def show_config(file=None):
     print(f"fastopt {c['fastopt']} (Python {c['python']}, NumPy {c['numpy']})", file=out)
     print(f"  SIMD path        : {c['simd_path']} (available: {', '.join(c['simd_available'])};"
           f" env {c['simd_env']})", file=out)
-    print(f"  threads          : {c['threads']} (env {c['threads_env']}; OpenMP sees "
-          f"{c['openmp_processors']} processors)", file=out)
+    if c["openmp"]:
+        print(f"  threads          : {c['threads']} (env {c['threads_env']}; OpenMP sees "
+              f"{c['openmp_processors']} processors)", file=out)
+    else:
+        print(f"  threads          : 1 (serial build, compiled without OpenMP; "
+              f"{c['threads_env']} and set_num_threads are accepted and have no effect)",
+              file=out)
     thresholds = ", ".join(f"{k} {v}" for k, v in c["thread_thresholds"].items())
     print(f"  threads from     : {thresholds} items (take_rows: bytes)", file=out)
     print(f"  compile flags    : {c['compile_flags']}", file=out)

@@ -16,7 +16,6 @@ The arithmetic contract (docs/contract.md §1) shapes every line:
   off FMA contraction, so vector body, scalar tail and every SIMD width give the same bits.
 """
 cimport numpy as cnp
-cimport openmp
 from cython cimport floating
 from cython.parallel cimport prange
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
@@ -49,9 +48,32 @@ def get_num_threads():
     return _num_threads
 
 
+# Not `cimport openmp`: that includes <omp.h> unconditionally, and a compiler without OpenMP
+# (Apple clang) has no such header. setup.py passes -fopenmp only when a test program compiles
+# and links with it; without it _OPENMP is undefined, prange runs its loop serially (Cython
+# guards its pragmas with #ifdef _OPENMP) and the bits are the same.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define FASTOPT_OPENMP 1
+    #define fastopt_omp_num_procs() omp_get_num_procs()
+    #else
+    #define FASTOPT_OPENMP 0
+    #define fastopt_omp_num_procs() 0
+    #endif
+    """
+    const int FASTOPT_OPENMP
+    int fastopt_omp_num_procs() nogil
+
+
+OPENMP = bool(FASTOPT_OPENMP)
+"""True when built with OpenMP; False for a serial build (threads are then always 1)."""
+
+
 def omp_num_procs():
     """Processors OpenMP sees (0 when built without OpenMP)."""
-    return openmp.omp_get_num_procs()
+    return fastopt_omp_num_procs()
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t threshold) noexcept nogil:

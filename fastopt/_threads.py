@@ -3,6 +3,10 @@
 One process-wide setting, read by every kernel at call time. Kernels split work over threads only
 above a size they measured as worth it; the result never depends on the count (each element is
 computed the same way wherever the split falls).
+
+A serial build (compiled without OpenMP: ``fastopt.show_config()`` says so) runs every kernel on
+one thread. ``set_num_threads(n)`` and ``FASTOPT_NUM_THREADS`` are still validated and accepted,
+so that the same code runs on every build, but ``get_num_threads()`` reports 1 there.
 """
 import contextlib
 import os
@@ -47,7 +51,7 @@ def set_num_threads(n):
 
 def _set_everywhere(n):
     for module in _dispatch.MODULES.values():  # each variant keeps its own count
-        module.set_num_threads(n)
+        module.set_num_threads(n if module.OPENMP else 1)
 
 
 def get_num_threads():

@@ -1,0 +1,60 @@
+"""What the build says about itself is true: OpenMP or serial, sanitizer, version.
+
+.ci/run builds the kernels more than once (release with OpenMP, serial with FASTOPT_OPENMP=0,
+debug with AddressSanitizer) and sets FASTOPT_EXPECT_SERIAL=1 / FASTOPT_EXPECT_SANITIZE=address
+for the passes that need them, so that a stale build cannot let a pass test the wrong thing.
+"""
+import importlib.metadata
+import io
+import os
+
+import pytest
+
+import fastopt
+from fastopt import _config, _dispatch
+
+
+def _openmp_flag(cflags):
+    return "-fopenmp" in cflags.split() or "/openmp" in cflags.split()
+
+
+@pytest.mark.parametrize("variant", _dispatch.available())
+def test_openmp_flag_matches_the_compiled_code(variant):
+    module = _dispatch.MODULES[variant]
+    assert module.OPENMP == _openmp_flag(module.CFLAGS)
+    assert (module.omp_num_procs() >= 1) == module.OPENMP
+
+
+def test_every_variant_is_built_the_same_way():
+    assert len({m.OPENMP for m in _dispatch.MODULES.values()}) == 1
+
+
+def test_the_build_ci_asked_for():
+    config = _config.config()
+    if os.environ.get("FASTOPT_EXPECT_SERIAL") == "1":
+        assert not config["openmp"], f"expected a serial build, got {config['compile_flags']}"
+    sanitizer = os.environ.get("FASTOPT_EXPECT_SANITIZE")
+    if sanitizer:
+        for module in _dispatch.MODULES.values():
+            assert f"-fsanitize={sanitizer}" in module.CFLAGS.split(), module.CFLAGS
+
+
+def test_thread_count_of_this_build():
+    with fastopt.num_threads(2):
+        assert fastopt.get_num_threads() == (2 if _config.config()["openmp"] else 1)
+    # Accepted and validated on every build, so code runs unchanged on a serial one.
+    with pytest.raises(ValueError):
+        fastopt.set_num_threads(0)
+
+
+def test_show_config_says_whether_the_build_is_serial():
+    out = io.StringIO()
+    fastopt.show_config(file=out)
+    serial = "serial build" in out.getvalue()
+    assert serial != _config.config()["openmp"]
+
+
+def test_one_version():
+    """fastopt/_version.py is the only place the version is written; the installed metadata
+    (from pyproject's dynamic version) agrees."""
+    assert fastopt.__version__ == importlib.metadata.version("fastopt")
