@@ -37,9 +37,20 @@ __all__ = ["Schedule", "Constant", "InverseTimeDecay", "ExponentialDecay", "Piec
 
 
 class Schedule:
-    """Base class: subclasses define ``_at(step)`` for a Python int ``step >= 0``."""
+    """Base class: subclasses define ``_at(step)`` for a Python int ``step >= 0``.
+
+    A schedule is immutable: each field is validated once, in the constructor, and cannot be
+    assigned again (an optimizer or a checkpoint holding it can rely on its values); build a new
+    schedule to change one.
+    """
 
     _fields = ()
+
+    def __setattr__(self, name, value):
+        if name in self._fields and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} cannot be assigned: schedules "
+                                 f"are immutable; build a new {type(self).__name__}")
+        object.__setattr__(self, name, value)
 
     def __call__(self, step):
         """The learning rate at ``step`` (an int >= 0), or at each step of an integer array.

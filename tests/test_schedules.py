@@ -106,3 +106,13 @@ def test_errors(make, exc, pattern):
 
 def test_exponential_growth_overflow_is_inf():
     assert S.ExponentialDecay(1.0, 10.0)(10**6) == math.inf
+
+
+def test_schedules_are_immutable():
+    sched = S.CosineDecay(0.1, decay_steps=10)
+    with pytest.raises(AttributeError, match="schedules are immutable"):
+        sched.initial_lr = -1.0
+    assert sched.initial_lr == 0.1
+    warm = S.LinearWarmup(sched, warmup_steps=3)
+    with pytest.raises(AttributeError, match="LinearWarmup.schedule cannot be assigned"):
+        warm.schedule = S.Constant(1.0)
