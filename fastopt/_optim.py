@@ -119,7 +119,7 @@ class Optimizer:
         self._hyper = self._checked_hyper(dict(lr=lr, nonfinite=nonfinite,
                                                max_grad_norm=max_grad_norm, **hyper))
         self._t = self._skipped = 0
-        self.last_grad_norm = None
+        self._last_grad_norm = None
         self._table = self._calls = self._packed_call = None
         self._params = arrays
         self._packed = params if isinstance(params, PackedArrays) else None
@@ -202,6 +202,12 @@ class Optimizer:
     def skipped(self, value):
         self._skipped = _v.check_count(value, "skipped", 0)
 
+    @property
+    def last_grad_norm(self):
+        """The gradients' global norm at the last step that clipped (``max_grad_norm``), before
+        clipping; None before such a step. Read-only."""
+        return self._last_grad_norm
+
     def _lr_now(self):
         lr = self._hyper["lr"]
         if isinstance(lr, Schedule):
@@ -279,7 +285,7 @@ class Optimizer:
             flat_grads = self._flat_grads(grads)
         lr = self._lr_now()
         if norm is not None:
-            self.last_grad_norm = norm
+            self._last_grad_norm = norm
         self._t += 1
         scalars = self._scalars(lr, scale)
         if self._ops.kernel_table() is not self._table:  # first step, or a new SIMD variant
