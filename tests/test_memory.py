@@ -78,12 +78,17 @@ def test_memory_does_not_grow(workload, tmp_path):
     try:
         for _ in range(10):
             fn()
-        gc.collect()  # count what is held, not garbage awaiting the cycle collector
-        before, _ = tracemalloc.get_traced_memory()
-        for _ in range(n // 3):
-            fn()
-        gc.collect()
-        traced_growth = tracemalloc.get_traced_memory()[0] - before
+        # Two windows; the second must not grow. A leak grows in both, while something that an
+        # earlier test left behind can retain a bounded amount once, in the first window: seen
+        # once in the full suite, 24 arrays of the ewa workload's size (1.9 MB) held in the
+        # first window, with the resident set unchanged, and never when this file runs alone.
+        for _window in range(2):
+            gc.collect()  # count what is held, not garbage awaiting the cycle collector
+            before, _ = tracemalloc.get_traced_memory()
+            for _ in range(n // 3):
+                fn()
+            gc.collect()
+            traced_growth = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     GROWTH[workload] = (traced_growth, rss_growth)
