@@ -41,7 +41,8 @@ def as_test(machine, examples):
     """The pytest class for ``machine``: ``examples`` sequences of up to ``STEP_COUNT`` rules
     under "ci" (whose settings, derandomized, it inherits), ten times as many under "thorough"."""
     test = machine.TestCase
-    test.settings = settings(max_examples=examples * (10 if PROFILE == "thorough" else 1),
+    scale = {"thorough": 10, "asan": 0.25}.get(PROFILE, 1)  # "asan": -O0 under ASan
+    test.settings = settings(max_examples=max(1, int(examples * scale)),
                              stateful_step_count=STEP_COUNT)
     return test
 
