@@ -113,7 +113,7 @@ def _old_kernels():
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n:.0e}")
-@pytest.mark.parametrize("impl", ["new", "old"])
+@pytest.mark.parametrize("impl", ["fastopt", "before"])
 def test_default_adam_kernel(benchmark, impl, n, threads):
     """The default Adam kernel (no option on), steady state (first bias division skipped), called
     directly: this build against an earlier one, in one run."""
@@ -122,7 +122,7 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     m, v = np.zeros_like(p), np.zeros_like(p)
     t = _bench.STEADY_STATE_STEP
     b1, b2 = _scalars.bias_correction(0.9, t), _scalars.bias_correction(0.999, t)
-    if impl == "old":
+    if impl == "before":
         old = _old_kernels()
         if old is None:
             pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/build_before.py)")
