@@ -9,10 +9,9 @@
 """
 import argparse
 import sys
-import time
 
 import fastopt
-from fastopt import _bench, _demo, _surfaces, _train
+from fastopt import _bench, _cli, _demo, _surfaces, _train
 
 
 def bench(args, out=sys.stdout):
@@ -44,20 +43,6 @@ def demo(args, out=sys.stdout):
     return 0
 
 
-def _size(text):
-    value = int(float(text))
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _epochs(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m fastopt",
@@ -67,7 +52,7 @@ def build_parser():
         epilog="Runs: " + ", ".join(_demo.RUNS) + ". The first seven are the default; "
                "'rmsprop' is our addition. Subcommand 'bench' times optimizer steps against the "
                "reference and torch (python -m fastopt bench --help).")
-    parser.add_argument("--epochs", type=_epochs, default=5000, metavar="N",
+    parser.add_argument("--epochs", type=_cli.positive_int, default=5000, metavar="N",
                         help="epochs per run (default: 5000, the assignment's)")
     parser.add_argument("--only", nargs="+", choices=list(_demo.RUNS), metavar="RUN",
                         help="train only these runs (choose from: %(choices)s)")
@@ -89,10 +74,10 @@ def build_parser():
     b.add_argument("--optimizers", nargs="+", choices=list(_bench.OPTIMIZERS),
                    default=list(_bench.OPTIMIZERS), metavar="NAME",
                    help="which optimizers (default: all of %(choices)s)")
-    b.add_argument("--sizes", nargs="+", type=_size, metavar="N",
+    b.add_argument("--sizes", nargs="+", type=_cli.positive_int, metavar="N",
                    default=[1_000, 10_000, 100_000, 1_000_000, 10_000_000],
                    help="elements per array (default: 1e3 1e4 1e5 1e6 1e7)")
-    b.add_argument("--threads", nargs="+", type=_epochs, metavar="T",
+    b.add_argument("--threads", nargs="+", type=_cli.positive_int, metavar="T",
                    default=sorted({1, fastopt.get_num_threads()}),
                    help="thread counts, for fastopt and torch alike (default: 1 and all cores)")
     b.add_argument("--dtype", choices=["float32", "float64"], default="float32")

@@ -21,7 +21,7 @@ import numpy as np
 from mpi4py import MPI
 
 import fastopt
-from fastopt import _experiment
+from fastopt import _cli, _experiment
 from fastopt._optim import OPTIMIZERS
 from fastopt.distributed import DistributedOptimizer
 
@@ -206,20 +206,6 @@ def _cost_model(comm, n, out):
               f"{moved / seconds / 1e9:.2f} GB/s per rank", file=out)
 
 
-def _size(text):
-    value = int(float(text))
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m fastopt.distributed",
@@ -233,13 +219,13 @@ def build_parser():
     t.add_argument("--optimizer", choices=list(CLASSES), default="adam")
     t.add_argument("--lr", type=float, default=0.0007)
     t.add_argument("--max-grad-norm", type=float, default=None)
-    t.add_argument("--epochs", type=_positive_int, default=1000)
-    t.add_argument("--batch-size", type=_positive_int, default=64,
+    t.add_argument("--epochs", type=_cli.positive_int, default=1000)
+    t.add_argument("--batch-size", type=_cli.positive_int, default=64,
                    help="the global batch, split over the ranks (default: 64)")
     t.add_argument("--seed", type=int, default=0, help="the permutations' seed (default: 0)")
     t.add_argument("--shard-state", action="store_true",
                    help="ZeRO stage 1: each rank keeps the state of its slice only")
-    t.add_argument("--print-every", type=_positive_int, default=100, metavar="N")
+    t.add_argument("--print-every", type=_cli.positive_int, default=100, metavar="N")
     t.add_argument("--check", action="store_true",
                    help="rank 0 also trains in one process on the rank-ordered sums and "
                         "reports whether the parameters are bit-identical (exit status 1 if "
@@ -250,10 +236,10 @@ def build_parser():
                                    "shard_state; the slowest rank's medians, and the state "
                                    "each rank holds. Then the cost model's latency and "
                                    "bandwidth.")
-    b.add_argument("--sizes", nargs="+", type=_size, default=[100_000, 1_000_000, 10_000_000],
+    b.add_argument("--sizes", nargs="+", type=_cli.positive_int, default=[100_000, 1_000_000, 10_000_000],
                    metavar="N", help="items (default: 1e5 1e6 1e7)")
     b.add_argument("--optimizer", choices=list(CLASSES), default="adam")
-    b.add_argument("--threads", type=_positive_int, default=1,
+    b.add_argument("--threads", type=_cli.positive_int, default=1,
                    help="fastopt threads per rank (default: 1; ranks share the cores)")
     return parser
 

@@ -20,14 +20,13 @@ symmetric matrices (the Gaussian orthogonal ensemble) the fraction is measured f
 beside the lecture's heuristic 2**-d (each direction curving up or down by a coin toss); the true
 fraction falls faster, like exp(-d**2 ln(3)/4) (Dean & Majumdar 2006).
 """
-import argparse
 import math
 import os
 import sys
 
 import numpy as np
 
-from . import _registry
+from . import _cli, _registry
 
 LR_GRID = tuple(float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 3)) + (1.0,)
 
@@ -400,36 +399,6 @@ def main(args, out=None, err=None):
     return 0
 
 
-def _positive_int(text):
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _tol(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
-    return value
-
-
 def add_parser(sub):
     """Add the ``surfaces`` subcommand to ``sub`` (an argparse subparsers object)."""
     p = sub.add_parser(
@@ -441,18 +410,18 @@ def add_parser(sub):
                     "in high dimensions critical points are saddles.")
     p.add_argument("--functions", nargs="+", choices=list(SURFACES), metavar="NAME",
                    help="only these functions (default: all of %(choices)s)")
-    p.add_argument("--steps", type=_positive_int, default=3000, metavar="N",
+    p.add_argument("--steps", type=_cli.positive_int, default=3000, metavar="N",
                    help="optimizer steps per run (default: 3000)")
-    p.add_argument("--lr", type=_tol,
+    p.add_argument("--lr", type=_cli.positive_real,
                    help="one learning rate for every optimizer (default: each optimizer's best "
                         "of 1e-5..1, per function)")
-    p.add_argument("--tol", type=_tol, default=1e-4,
+    p.add_argument("--tol", type=_cli.positive_real, default=1e-4,
                    help="how close to the minimum's value counts as arrived (default: 1e-4)")
-    p.add_argument("--samples", type=_positive_int, default=100_000, metavar="N",
+    p.add_argument("--samples", type=_cli.positive_int, default=100_000, metavar="N",
                    help="random matrices per dimension (default: 100000)")
-    p.add_argument("--max-dim", type=_positive_int, default=10, metavar="D",
+    p.add_argument("--max-dim", type=_cli.positive_int, default=10, metavar="D",
                    help="largest dimension of the random matrices (default: 10)")
-    p.add_argument("--seed", type=_seed, default=0,
+    p.add_argument("--seed", type=_cli.seed, default=0,
                    help="seed of the random matrices (default: 0)")
     p.add_argument("--plot", metavar="DIR",
                    help="write DIR/surface_<name>.png (contours, trajectories, loss vs steps) "

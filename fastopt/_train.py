@@ -12,7 +12,6 @@ trains data-parallel with :class:`fastopt.distributed.DistributedOptimizer`
 Seeds: the data, the initial weights and the batches each draw from their own stream of the one
 ``--seed``, so changing the batch size does not change the data or the weights.
 """
-import argparse
 import math
 import os
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 
 import fastopt
 
-from . import _course, _datasets, _mlp, _registry
+from . import _cli, _course, _datasets, _mlp, _registry
 from ._blas import blas_threads
 
 DEFAULT_LAYERS = (784, 256, 256, 10)
@@ -572,35 +571,6 @@ def main(args, out=None, err=None):
 
 # -- command line -----------------------------------------------------------------------------
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _lr(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
-    return value
-
 
 def add_parser(sub):
     """Add the ``train`` subcommand to ``sub`` (an argparse subparsers object)."""
@@ -613,28 +583,29 @@ def add_parser(sub):
                     "fastopt.MiniBatches. Prints one line per epoch; progress goes to stderr.",
         epilog="Examples: python -m fastopt train --epochs 1 --compare; mpiexec -n 2 python -m "
                "fastopt train --distributed --check")
-    p.add_argument("--layers", nargs="+", type=_positive_int, metavar="N",
+    p.add_argument("--layers", nargs="+", type=_cli.positive_int, metavar="N",
                    help="layer sizes, input first (default: 784 256 256 10; 64 256 256 10 with "
                         "--data digits)")
     p.add_argument("--optimizer", choices=names, default="adam" if "adam" in names else names[0],
                    help="every optimizer fastopt has: %(choices)s (default: %(default)s)")
-    p.add_argument("--lr", type=_lr, help="learning rate (default: the optimizer class's)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+    p.add_argument("--lr", type=_cli.positive_real,
+                   help="learning rate (default: the optimizer class's)")
+    p.add_argument("--batch-size", type=_cli.positive_int, default=64, metavar="N",
                    help="examples per batch (default: 64)")
-    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N",
+    p.add_argument("--epochs", type=_cli.positive_int, default=5, metavar="N",
                    help="passes over the training set (default: 5)")
-    p.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, metavar="N",
+    p.add_argument("--threads", type=_cli.positive_int, default=DEFAULT_THREADS, metavar="N",
                    help="threads for fastopt's kernels and for BLAS (and torch), for every "
                         "loop alike (default: 1; batches of 64 are too small for more to pay)")
-    p.add_argument("--seed", type=_seed, default=0,
+    p.add_argument("--seed", type=_cli.seed, default=0,
                    help="seed of the data, the initial weights and the batches (default: 0)")
     p.add_argument("--data", choices=_datasets.DATASETS, default="synthetic",
                    help="synthetic (default; numpy only: 60,000 + 10,000 examples labelled by "
                         "a random teacher network) or digits (scikit-learn's bundled 8x8 "
                         "digits, 1,797 images, 20%% held out; needs scikit-learn)")
-    p.add_argument("--train-size", type=_positive_int, metavar="N",
+    p.add_argument("--train-size", type=_cli.positive_int, metavar="N",
                    help="synthetic training examples (default: 60000)")
-    p.add_argument("--test-size", type=_positive_int, metavar="N",
+    p.add_argument("--test-size", type=_cli.positive_int, metavar="N",
                    help="synthetic test examples (default: 10000)")
     p.add_argument("--compare", nargs="?", const="course", choices=["course", "torch"],
                    help="also train with the course-style loop (same weights, same batches) "
