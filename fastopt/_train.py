@@ -39,6 +39,16 @@ def batch_rng(seed):
     return np.random.default_rng([seed, 0xBA7C])
 
 
+
+def add_phases(phases, t0, t1, t2, t3):
+    """Add one batch's clock readings to ``phases``: drawing the batch (t0..t1), forward and
+    backward (t1..t2), the optimizer step (t2..t3). Shared by the single-process and the
+    data-parallel loops, so that their tables time the same things."""
+    phases["batches"] += t1 - t0
+    phases["forward+backward"] += t2 - t1
+    phases["optimizer step"] += t3 - t2
+
+
 class Progress:
     """Progress on stderr: a rewritten line on a terminal, a line per epoch otherwise."""
 
@@ -177,9 +187,7 @@ class FastoptLoop(_Loop):
             t2 = clock()
             opt.step(net.grads)
             t3 = clock()
-            phases["batches"] += t1 - t0
-            phases["forward+backward"] += t2 - t1
-            phases["optimizer step"] += t3 - t2
+            add_phases(phases, t0, t1, t2, t3)
             loss_total += loss_sum
             correct += right
             losses[k] = loss_sum / xb.shape[1]

@@ -116,9 +116,7 @@ class DistributedLoop(_train.FastoptLoop):
             t2 = clock()
             opt.step(net.grads)
             t3 = clock()
-            phases["batches"] += t1 - t0
-            phases["forward+backward"] += t2 - t1
-            phases["optimizer step"] += t3 - t2
+            _train.add_phases(phases, t0, t1, t2, t3)
             correct += right
             if progress is not None:
                 progress.batch(self.name, epoch, n_epochs, k + 1, n)
