@@ -39,7 +39,6 @@ def batch_rng(seed):
     return np.random.default_rng([seed, 0xBA7C])
 
 
-
 def add_phases(phases, t0, t1, t2, t3):
     """Add one batch's clock readings to ``phases``: drawing the batch (t0..t1), forward and
     backward (t1..t2), the optimizer step (t2..t3). Shared by the single-process and the
