@@ -62,17 +62,21 @@ DIRECTIVES = {
 
 # Runtime SIMD dispatch: the same kernels are compiled once portably (x86-64: SSE2) and once
 # more per instruction-set variant; fastopt._dispatch imports the best one the CPU supports.
-# Measured on this AMD EPYC (Zen 4), Adam float32 at 1e6 items, one thread: SSE2 1031 us,
+# Measured on an AMD EPYC (Zen 4), Adam float32 at 1e6 items, one thread: SSE2 1031 us,
 # AVX2 522 us, AVX-512 (512-bit vectors) 502 us; at 1e7: 10.6, 5.9, 6.1 ms. The updates are
-# bound by the divider, which is 256 bits wide here, so an AVX-512 variant does not pay off and
-# is not built. -mavx2 does not enable FMA (and -ffp-contract=off would forbid contracting).
+# bound by the divider, which is 256 bits wide there, so an AVX-512 variant does not pay off and
+# is not built (the Zen 3 machine of the later measurements does not expose AVX-512 at all).
+# The avx2 variant also gets -mfma, and the CPU must have both: Adam's divisions by its bias
+# corrections use explicit fma() there (docs/contract.md §10). -ffp-contract=off still forbids
+# the compiler to contract a*b + c on its own, so every other expression keeps its two
+# roundings.
 # The target's architecture, not the build machine's: cibuildwheel builds macOS arm64 wheels on
 # x86_64 runners and says so in _PYTHON_HOST_PLATFORM, which sysconfig.get_platform() reads.
 X86 = sysconfig.get_platform().rsplit("-", 1)[-1].lower() in ("x86_64", "amd64", "i686", "win32")
 VARIANTS = {"baseline": ("fastopt._kernels", "fastopt/_kernels.pyx", [])}
 if X86:
     VARIANTS["avx2"] = ("fastopt._kernels_avx2", "fastopt/_kernels_avx2.pyx",
-                        ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2"])
+                        ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2", "-mfma"])
 
 OPENMP_PROBE = """#include <omp.h>
 int main(void) {

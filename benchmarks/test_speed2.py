@@ -9,11 +9,13 @@ package of an earlier commit beside it when ``FASTOPT_BEFORE`` names a folder bu
     python benchmarks/ratios.py bench.json
 
 Entries of one group run in one process and one run: ``fastopt`` (this tree, array level,
-``adam_update``), ``before`` (the earlier commit, same call), ``torch-fused``, and ``stream``
+``adam_update``), ``divider`` (the same with the FMA divisions of docs/contract.md §10 switched
+off), ``before`` (the earlier commit, same call), ``torch-fused``, and ``stream``
 (``np.add(p, g, out=p)``: a plain in-place streaming pass, single-threaded; compare its GB/s,
 ``extra_info["gbps"]``, with fastopt's, counting 28 bytes an item for Adam: read p, g, m, v and
 write p, m, v).
 """
+import contextlib
 import importlib
 import os
 import sys
@@ -22,7 +24,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _bench
+from fastopt import _bench, _dispatch
 
 
 def _before():
@@ -37,7 +39,7 @@ def _before():
 
 
 BEFORE = _before()
-IMPLS = ["fastopt", "before", "torch-fused", "stream"]
+IMPLS = ["fastopt", "divider", "before", "torch-fused", "stream"]
 ADAM_BYTES = 28
 
 
@@ -49,6 +51,18 @@ def _gbps(benchmark, nbytes):
 def _arrays(n):
     p, g = _bench.data(n, np.float32)
     return p, g, np.zeros_like(p), np.zeros_like(p)
+
+
+@contextlib.contextmanager
+def _divider(on):
+    """Adam's bias divisions on the divider instead of the FMA sequence, for the block."""
+    kernels = _dispatch.kernels
+    previous = kernels.set_fast_divisions(not on) if on else None
+    try:
+        yield
+    finally:
+        if on:
+            kernels.set_fast_divisions(previous)
 
 
 def _skip(impl):
@@ -75,8 +89,8 @@ def test_adam(benchmark, impl, t, n, threads):
         benchmark(np.add, p, g, out=p)
         _gbps(benchmark, 12 * n)
         return
-    module = fastopt if impl == "fastopt" else BEFORE
-    with module.num_threads(threads):
+    module = BEFORE if impl == "before" else fastopt
+    with module.num_threads(threads), _divider(impl == "divider"):
         benchmark(module.adam_update, p, g, m, v, t, 1e-3)
     _gbps(benchmark, ADAM_BYTES * n)
 

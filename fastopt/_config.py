@@ -23,6 +23,7 @@ def config():
         "openmp_processors": kernels.omp_num_procs(),
         "thread_thresholds": kernels.thread_thresholds(),
         "compile_flags": kernels.CFLAGS,
+        "fma_divisions": kernels.fast_divisions(),
     }
 
 
@@ -50,4 +51,6 @@ def show_config(file=None):
               file=out)
     thresholds = ", ".join(f"{k} {v}" for k, v in c["thread_thresholds"].items())
     print(f"  threads from     : {thresholds} items (take_rows: bytes)", file=out)
+    print(f"  Adam bias divs   : {'FMA sequence, no divider' if c['fma_divisions'] else 'divider'}"
+          " (docs/contract.md §10)", file=out)
     print(f"  compile flags    : {c['compile_flags']}", file=out)

@@ -21,7 +21,7 @@ from cython.parallel cimport prange
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.object cimport PyObject
-from libc.math cimport isfinite, pow, sqrt, sqrtf
+from libc.math cimport fma, fmaf, frexp, isfinite, ldexp, pow, sqrt, sqrtf
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -126,8 +126,9 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     static int fastopt_cpu_has_avx2(void) {
         __builtin_cpu_init();
-        /* libgcc also checks that the OS saves the AVX state (XGETBV). */
-        return __builtin_cpu_supports("avx2");
+        /* libgcc also checks that the OS saves the AVX state (XGETBV). The avx2 variant is also
+           compiled with -mfma (the divisions of docs/contract.md §10). */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
     #else
     static int fastopt_cpu_has_avx2(void) { return 0; }
@@ -145,8 +146,120 @@ CFLAGS = FASTOPT_CFLAGS.decode()
 
 
 def cpu_has_avx2():
-    """True when the CPU (and the OS) support AVX2."""
+    """True when the CPU (and the OS) support AVX2 and FMA (what the avx2 variant is built for)."""
     return bool(fastopt_cpu_has_avx2())
+
+
+# --- divisions by a constant without the divider (docs/contract.md §10) ------------------------
+#
+# Adam divides every element by the same two bias corrections. On a variant compiled with FMA
+# (the AVX2 one: -mavx2 -mfma), ``_div_const`` computes RN(x / d) from y = RN(1/d) with one
+# multiplication, one product and two fused multiply-adds (Markstein's correction, with x scaled
+# by 2**K so that the remainder is exact down to subnormal x); §10 proves it bit for bit, for
+# every finite x up to MAX * 2**-K. Outside that range, and for an infinite x, it returns NaN and
+# the processor raises its overflow or invalid flag: the Adam loop reads the flags once per
+# chunk and redoes a flagged chunk with the divisions. It needs round-to-nearest without
+# flush-to-zero or denormals-are-zero (the MXCSR defaults), and overflow and invalid masked (so
+# an overflow raises a flag, not SIGFPE): any other MXCSR setting keeps the divisions.
+# Per Adam step at t = 10, one thread, 1e6 items: float32 607 -> 520 us, float64 1885 -> 1503 us
+# (divider -> FMA, alternating calls; the table is in §10.5).
+cdef extern from *:
+    """
+    #if defined(__FMA__) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    #define FASTOPT_FMA 1
+    static inline unsigned int fastopt_csr(void) { return _mm_getcsr(); }
+    static inline void fastopt_set_csr(unsigned int csr) { _mm_setcsr(csr); }
+    #else
+    #define FASTOPT_FMA 0
+    static inline unsigned int fastopt_csr(void) { return 0; }
+    static inline void fastopt_set_csr(unsigned int csr) { (void)csr; }
+    #endif
+    """
+    const bint FASTOPT_FMA
+    unsigned int fastopt_csr() noexcept nogil
+    void fastopt_set_csr(unsigned int csr) noexcept nogil
+
+# MXCSR: exception flags (bits 0-5), their masks (7-12), rounding control (13-14), FTZ (15),
+# DAZ (6). The fast divisions run when rounding is to nearest, FTZ and DAZ are off, and
+# invalid (mask bit 7) and overflow (mask bit 10) are masked.
+cdef unsigned int _CSR_FLAGS = 0x3F
+cdef unsigned int _CSR_FAILED = 0x09        # invalid | overflow
+cdef unsigned int _CSR_MODE = 0xE4C0        # FTZ, rounding, overflow mask, invalid mask, DAZ
+cdef unsigned int _CSR_MODE_OK = 0x0480     # ... of which only the two masks are set
+# param is saved, and the flags checked, 16 KB at a time (4096 float32 or 2048 float64 items).
+# Reading the flags (stmxcsr) waits for every floating-point instruction in flight: ~90 ns
+# here. Every 512 float32 items that was a third of a 1e5-item step (68.7 us against 50.5 us
+# without the check); every 16 KB it is ~4%, and the copy still fits in L1 (32 KB).
+cdef union _Saved:
+    float f[4096]
+    double d[2048]
+
+FMA = bool(FASTOPT_FMA)
+"""True when this variant divides by Adam's bias corrections with the FMA sequence."""
+
+cdef bint _fast_divisions_on = True
+
+
+def set_fast_divisions(bint on):
+    """Turn the FMA divisions off (False) or back on, returning the previous setting: for
+    benchmarks that compare them with the divider in one process, and for tests."""
+    global _fast_divisions_on
+    previous = _fast_divisions_on
+    _fast_divisions_on = on
+    return previous
+
+
+def fast_divisions():
+    """Whether an Adam step on this thread would divide by its bias corrections with the FMA
+    sequence: this variant has FMA, they are switched on, and the MXCSR is in its default
+    mode (round to nearest, no FTZ/DAZ, overflow and invalid masked)."""
+    return bool(FASTOPT_FMA and _fast_divisions_on
+                and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK)
+
+
+cdef struct _Recip:
+    # The constants of one divisor d for _div_const, rounded to the array's dtype (a float32
+    # value is exact in a double): ns = -2**K, ny = -RN(1/d) * 2**-K, dk = d * 2**K.
+    double ns, ny, dk
+
+
+cdef bint _recip(_Recip* r, double d, bint f64) noexcept nogil:
+    """Fill ``r`` for the divisor ``d`` (already rounded to the dtype); False when §10 does not
+    cover it (d outside [2**-24, 1] for float32, [2**-53, 1] for float64)."""
+    cdef int p = 53 if f64 else 24
+    cdef int e
+    cdef float df, yf
+    if not (d >= ldexp(1.0, -p) and d <= 1.0):
+        return False
+    frexp(d, &e)                 # d = f * 2**e with f in [0.5, 1): d's exponent is e - 1
+    e = p - 1 - (e - 1)           # K = (p - 1) - exponent(d): the remainder stays exact
+    r.ns = -ldexp(1.0, e)
+    if f64:
+        r.ny = -ldexp(1.0 / d, -e)
+    else:
+        df = <float>d
+        yf = (<float>1.0) / df    # RN32(1/d): a float division, not a rounded double
+        r.ny = -ldexp(<double>yf, -e)
+    r.dk = ldexp(d, e)
+    return True
+
+
+cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
+    if floating is float:
+        return fmaf(a, b, c)
+    else:
+        return fma(a, b, c)
+
+
+cdef inline floating _div_const(floating x, floating ns, floating ny, floating dk) noexcept nogil:
+    # RN(x / d) for finite |x| <= MAX * 2**-K; NaN (with the overflow or invalid flag) otherwise.
+    # Written without a negation: GCC folds -fma(a, b, c) into fnmadd, which turns an exact zero
+    # remainder's +0 into -0 and so x = -0.0 into +0.0.
+    cdef floating xn = x * ns       # -x * 2**K, exact (the remainder below is then exact)
+    cdef floating q = xn * ny       # RN(x * y): the same product as x * y
+    cdef floating s = _fma(q, dk, xn)   # 2**K * (q*d - x), exact (§10)
+    return _fma(s, ny, q)           # RN(q + (x - q*d) * y) = RN(x / d)
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -598,6 +711,8 @@ cdef struct _Adam:
     char* v
     char* v_max
     double lr, beta1, beta2, eps, bias1, bias2, weight_decay, scale
+    bint fast                      # divide by bias1/bias2 with _div_const (FMA variant, §10)
+    _Recip r1, r2
 
 
 cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating kind,
@@ -632,10 +747,8 @@ cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating
             v_max[i] = vi
         # Divisions, not multiplications by a reciprocal: x / d and x * (1/d) differ in the last
         # bit for about a third of inputs, and the reference divides. A correction that rounds
-        # to exactly 1 is skipped (x / 1 == x bit for bit, NaN and -0.0 included).
-        # (float)((double)x * (1.0 / (double)d)) would give the same bits for d in (0, 1]
-        # (docs/contract.md §10), but measured slower here: per 1e5 items 62 us with these two
-        # divisions, 77-92 us with the double products (the conversions cost more than vdivps).
+        # to exactly 1 is skipped (x / 1 == x bit for bit, NaN and -0.0 included). This loop is
+        # the baseline variant's, and the avx2 one's whenever _adam_fast_loop cannot run.
         if bias_t is _Both:
             mi = mi / d1
         if bias_t is not _Off:
@@ -643,9 +756,89 @@ cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating
         p[i] = pi - (lr * mi) / (_sqrt(vi) + e)
 
 
+cdef void _adam_fast_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating kind,
+                          scale_t sc, adam_decay_t dc, amsgrad_t am, bias_t bs) noexcept nogil:
+    # _adam_loop with _div_const for the bias divisions, chunk by chunk: each chunk keeps a copy
+    # of param; when the chunk raised the overflow or invalid flag (an |m| or v beyond
+    # MAX * 2**-K, an infinity, or anything else that overflowed), param is recomputed from the
+    # copy with the divisions, from m, v and v_max, which are right either way. Called with the
+    # flags clear; leaves them clear.
+    cdef floating* p = <floating*>a.param
+    cdef const floating* g = <const floating*>a.grad
+    cdef floating* m = <floating*>a.m
+    cdef floating* v = <floating*>a.v
+    cdef floating* v_max = <floating*>a.v_max
+    cdef floating lr = <floating>a.lr, e = <floating>a.eps, s = <floating>a.scale
+    cdef floating b1 = <floating>a.beta1, c1 = <floating>(1.0 - a.beta1)
+    cdef floating b2 = <floating>a.beta2, c2 = <floating>(1.0 - a.beta2)
+    cdef floating d1 = <floating>a.bias1, d2 = <floating>a.bias2
+    cdef floating ns1 = <floating>a.r1.ns, ny1 = <floating>a.r1.ny, dk1 = <floating>a.r1.dk
+    cdef floating ns2 = <floating>a.r2.ns, ny2 = <floating>a.r2.ny, dk2 = <floating>a.r2.dk
+    cdef floating wd = <floating>a.weight_decay, keep = <floating>(1.0 - a.lr * a.weight_decay)
+    cdef floating gi, pi, mi, vi
+    cdef _Saved store
+    cdef floating* saved
+    cdef Py_ssize_t c, j, n, chunk
+    cdef floating* pc
+    cdef const floating* gc
+    cdef floating* mc
+    cdef floating* vc
+    cdef floating* xc = NULL
+    if floating is float:
+        saved, chunk = &store.f[0], 4096
+    else:
+        saved, chunk = &store.d[0], 2048
+    c = start
+    while c < stop:
+        n = min(stop - c, chunk)
+        pc, gc, mc, vc = p + c, g + c, m + c, v + c
+        if amsgrad_t is _On:
+            xc = v_max + c
+        for j in range(n):
+            gi = gc[j]
+            pi = pc[j]
+            saved[j] = pi
+            if scale_t is _On:
+                gi = gi * s
+            if adam_decay_t is _L2:
+                gi = gi + wd * pi
+            elif adam_decay_t is _Decoupled:
+                pi = pi * keep
+            mi = b1 * mc[j] + c1 * gi
+            mc[j] = mi
+            vi = b2 * vc[j] + c2 * (gi * gi)
+            vc[j] = vi
+            if amsgrad_t is _On:
+                vi = _max_nan(xc[j], vi)
+                xc[j] = vi
+            if bias_t is _Both:
+                mi = _div_const(mi, ns1, ny1, dk1)
+            if bias_t is not _Off:
+                vi = _div_const(vi, ns2, ny2, dk2)
+            pc[j] = pi - (lr * mi) / (_sqrt(vi) + e)
+        if fastopt_csr() & _CSR_FAILED:
+            for j in range(n):
+                pi = saved[j]
+                if adam_decay_t is _Decoupled:
+                    pi = pi * keep
+                mi = mc[j]
+                vi = xc[j] if amsgrad_t is _On else vc[j]
+                if bias_t is _Both:
+                    mi = mi / d1
+                if bias_t is not _Off:
+                    vi = vi / d2
+                pc[j] = pi - (lr * mi) / (_sqrt(vi) + e)
+            fastopt_set_csr(fastopt_csr() & ~_CSR_FLAGS)
+        c += n
+
+
 cdef inline void _adam_b(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating k,
-                         scale_t sc, adam_decay_t dc, amsgrad_t am) noexcept nogil:
-    if a.bias == 2:
+                         bint fast, scale_t sc, adam_decay_t dc, amsgrad_t am) noexcept nogil:
+    if fast and a.bias == 2:
+        _adam_fast_loop(a, start, stop, k, sc, dc, am, _BOTH)
+    elif fast and a.bias == 1:
+        _adam_fast_loop(a, start, stop, k, sc, dc, am, _SECOND)
+    elif a.bias == 2:
         _adam_loop(a, start, stop, k, sc, dc, am, _BOTH)
     elif a.bias == 1:
         _adam_loop(a, start, stop, k, sc, dc, am, _SECOND)
@@ -654,37 +847,54 @@ cdef inline void _adam_b(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floa
 
 
 cdef inline void _adam_a(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating k,
-                         scale_t sc, adam_decay_t dc) noexcept nogil:
+                         bint fast, scale_t sc, adam_decay_t dc) noexcept nogil:
     if a.amsgrad:
-        _adam_b(a, start, stop, k, sc, dc, _ON)
+        _adam_b(a, start, stop, k, fast, sc, dc, _ON)
     else:
-        _adam_b(a, start, stop, k, sc, dc, _OFF)
+        _adam_b(a, start, stop, k, fast, sc, dc, _OFF)
 
 
 cdef inline void _adam_d(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating k,
-                         scale_t sc) noexcept nogil:
+                         bint fast, scale_t sc) noexcept nogil:
     if a.decay == 2:
-        _adam_a(a, start, stop, k, sc, _DECOUPLED)
+        _adam_a(a, start, stop, k, fast, sc, _DECOUPLED)
     elif a.decay == 1:
-        _adam_a(a, start, stop, k, sc, _L2_DECAY)
+        _adam_a(a, start, stop, k, fast, sc, _L2_DECAY)
     else:
-        _adam_a(a, start, stop, k, sc, _OFF)
+        _adam_a(a, start, stop, k, fast, sc, _OFF)
 
 
 cdef inline void _adam_s(const _Adam* a, Py_ssize_t start, Py_ssize_t stop,
-                         floating k) noexcept nogil:
+                         floating k, bint fast) noexcept nogil:
     if a.scaled:
-        _adam_d(a, start, stop, k, _ON)
+        _adam_d(a, start, stop, k, fast, _ON)
     else:
-        _adam_d(a, start, stop, k, _OFF)
+        _adam_d(a, start, stop, k, fast, _OFF)
+
+
+cdef inline unsigned int _fast_divisions_begin(bint wanted) noexcept nogil:
+    """Clear this thread's FP exception flags and return its MXCSR (never 0) when the divisions
+    by a constant can run without the divider here (§10); return 0 to keep the divisions."""
+    cdef unsigned int csr
+    if not (FASTOPT_FMA and wanted):
+        return 0
+    csr = fastopt_csr()
+    if (csr & _CSR_MODE) != _CSR_MODE_OK:
+        return 0
+    fastopt_set_csr(csr & ~_CSR_FLAGS)
+    return csr
 
 
 cdef void _adam_range(const void* args, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     cdef const _Adam* a = <const _Adam*>args
+    # Per thread (each has its own MXCSR); the caller's flags are put back afterwards.
+    cdef unsigned int csr = _fast_divisions_begin(a.fast)
     if a.f64:
-        _adam_s(a, start, stop, <double>0)
+        _adam_s(a, start, stop, <double>0, csr != 0)
     else:
-        _adam_s(a, start, stop, <float>0)
+        _adam_s(a, start, stop, <float>0, csr != 0)
+    if csr != 0:
+        fastopt_set_csr(csr)
 
 
 cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta2, double eps,
@@ -706,6 +916,33 @@ cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta
     a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
     a.lr, a.beta1, a.beta2, a.eps = lr, beta1, beta2, eps
     a.bias1, a.bias2, a.weight_decay = bias1, bias2, weight_decay
+    # The divisors as the loop rounds them: <float> for float32 arrays.
+    if not f64:
+        bias1, bias2 = <double>f1, <double>f2
+    a.fast = (FASTOPT_FMA and _fast_divisions_on and a.bias != 0 and _recip(&a.r1, bias1, f64)
+              and _recip(&a.r2, bias2, f64))
+
+
+def div_const(const floating[::1] x not None, floating[::1] out not None, double d):
+    """``out = x / d`` by the FMA sequence of the Adam loop (docs/contract.md §10), for tests:
+    NaN where ``x`` is infinite or beyond MAX * 2**-K. Returns False, writing nothing, when this
+    variant has no FMA or ``d`` is outside the range §10 covers; ``d`` must already be a value
+    of the dtype."""
+    cdef _Recip r
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef unsigned int csr
+    cdef floating ns, ny, dk
+    if out.shape[0] != n:
+        _length_error("out", out.shape[0], n)
+    if not (FASTOPT_FMA and _recip(&r, d, floating is double)):
+        return False
+    ns, ny, dk = <floating>r.ns, <floating>r.ny, <floating>r.dk
+    csr = fastopt_csr()
+    with nogil:
+        for i in range(n):
+            out[i] = _div_const(x[i], ns, ny, dk)
+    fastopt_set_csr(csr)   # the flags it raised do not leak to the caller
+    return True
 
 
 def adam(floating[::1] param not None, const floating[::1] grad not None,
