@@ -165,7 +165,9 @@ def cpu_has_avx2():
 # (divider -> FMA, alternating calls; the table is in §10.5).
 cdef extern from *:
     """
-    #if defined(__FMA__) && (defined(__x86_64__) || defined(__i386__))
+    /* x86-64 only: a 32-bit x87 build would compute in excess precision and keep its flags in
+       the x87 status word, which the MXCSR check below does not read. */
+    #if defined(__FMA__) && defined(__x86_64__)
     #include <immintrin.h>
     #define FASTOPT_FMA 1
     static inline unsigned int fastopt_csr(void) { return _mm_getcsr(); }
@@ -254,8 +256,8 @@ cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
 
 cdef inline floating _div_const(floating x, floating ns, floating ny, floating dk) noexcept nogil:
     # RN(x / d) for finite |x| <= MAX * 2**-K; NaN (with the overflow or invalid flag) otherwise.
-    # Written without a negation: GCC folds -fma(a, b, c) into fnmadd, which turns an exact zero
-    # remainder's +0 into -0 and so x = -0.0 into +0.0.
+    # Written without a negation: GCC folds -fma(a, b, c) into one negated FMA (vfnmadd or
+    # vfnmsub), whose exact zero has the other sign, and x = -0.0 would give +0.0.
     cdef floating xn = x * ns       # -x * 2**K, exact (the remainder below is then exact)
     cdef floating q = xn * ny       # RN(x * y): the same product as x * y
     cdef floating s = _fma(q, dk, xn)   # 2**K * (q*d - x), exact (§10)
