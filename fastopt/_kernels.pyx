@@ -304,6 +304,10 @@ cdef struct _Second:
     char unused
 cdef struct _Both:
     char unused
+cdef struct _SecondFMA:
+    char unused
+cdef struct _BothFMA:
+    char unused
 
 cdef _Off _OFF
 cdef _On _ON
@@ -312,6 +316,8 @@ cdef _Decoupled _DECOUPLED
 cdef _First _FIRST
 cdef _Second _SECOND
 cdef _Both _BOTH
+cdef _SecondFMA _SECOND_FMA
+cdef _BothFMA _BOTH_FMA
 
 ctypedef fused scale_t:      # the gradient is multiplied by a scalar first (clipping, maximize)
     _Off
@@ -339,10 +345,12 @@ ctypedef fused buffer_t:     # RMSProp's momentum buffer
 ctypedef fused amsgrad_t:
     _Off
     _On
-ctypedef fused bias_t:       # Adam's bias divisions still done: none, the second only, both
-    _Off
+ctypedef fused bias_t:       # Adam's bias divisions still done: none, the second only, both;
+    _Off                     # the last two without the divider (docs/contract.md §10)
     _Second
     _Both
+    _SecondFMA
+    _BothFMA
 
 
 ctypedef void (*_range_fn)(const void* args, Py_ssize_t start, Py_ssize_t stop) noexcept nogil
@@ -718,7 +726,10 @@ cdef struct _Adam:
 
 
 cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating kind,
-                     scale_t sc, adam_decay_t dc, amsgrad_t am, bias_t bs) noexcept nogil:
+                     scale_t sc, adam_decay_t dc, amsgrad_t am, bias_t bs,
+                     floating* saved) noexcept nogil:
+    # saved: with the FMA divisions (see _adam_fast_loop), where param[start:stop] is copied
+    # before it is written; NULL otherwise.
     cdef floating* p = <floating*>a.param
     cdef const floating* g = <const floating*>a.grad
     cdef floating* m = <floating*>a.m
@@ -728,12 +739,16 @@ cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating
     cdef floating b1 = <floating>a.beta1, c1 = <floating>(1.0 - a.beta1)
     cdef floating b2 = <floating>a.beta2, c2 = <floating>(1.0 - a.beta2)
     cdef floating d1 = <floating>a.bias1, d2 = <floating>a.bias2
+    cdef floating ns1 = <floating>a.r1.ns, ny1 = <floating>a.r1.ny, dk1 = <floating>a.r1.dk
+    cdef floating ns2 = <floating>a.r2.ns, ny2 = <floating>a.r2.ny, dk2 = <floating>a.r2.dk
     cdef floating wd = <floating>a.weight_decay, keep = <floating>(1.0 - a.lr * a.weight_decay)
-    cdef floating gi, pi, mi, vi, vh
+    cdef floating gi, pi, mi, vi
     cdef Py_ssize_t i
     for i in range(start, stop):
         gi = g[i]
         pi = p[i]
+        if bias_t is _SecondFMA or bias_t is _BothFMA:
+            saved[i - start] = pi
         if scale_t is _On:
             gi = gi * s
         if adam_decay_t is _L2:
@@ -748,44 +763,38 @@ cdef void _adam_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating
             vi = _max_nan(v_max[i], vi)
             v_max[i] = vi
         # Divisions, not multiplications by a reciprocal: x / d and x * (1/d) differ in the last
-        # bit for about a third of inputs, and the reference divides. A correction that rounds
-        # to exactly 1 is skipped (x / 1 == x bit for bit, NaN and -0.0 included). This loop is
-        # the baseline variant's, and the avx2 one's whenever _adam_fast_loop cannot run.
+        # bit for about a third of inputs, and the reference divides; or the FMA sequence, which
+        # is proved to give the division's bits (§10). A correction that rounds to exactly 1 is
+        # skipped (x / 1 == x bit for bit, NaN and -0.0 included).
         if bias_t is _Both:
             mi = mi / d1
-        if bias_t is not _Off:
+        elif bias_t is _BothFMA:
+            mi = _div_const(mi, ns1, ny1, dk1)
+        if bias_t is _Second or bias_t is _Both:
             vi = vi / d2
+        elif bias_t is _SecondFMA or bias_t is _BothFMA:
+            vi = _div_const(vi, ns2, ny2, dk2)
         p[i] = pi - (lr * mi) / (_sqrt(vi) + e)
 
 
 cdef void _adam_fast_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating kind,
                           scale_t sc, adam_decay_t dc, amsgrad_t am, bias_t bs) noexcept nogil:
-    # _adam_loop with _div_const for the bias divisions, chunk by chunk: each chunk keeps a copy
-    # of param; when the chunk raised the overflow or invalid flag (an |m| or v beyond
-    # MAX * 2**-K, an infinity, or anything else that overflowed), param is recomputed from the
-    # copy with the divisions, from m, v and v_max, which are right either way. Called with the
-    # flags clear; leaves them clear.
+    # _adam_loop with the FMA divisions (bias_t _SecondFMA or _BothFMA), chunk by chunk: each
+    # chunk keeps a copy of param; when the chunk raised the overflow or invalid flag (an |m| or
+    # v beyond MAX * 2**-K, an infinity, or anything else that overflowed or made a NaN), param
+    # is recomputed from the copy with the divisions, from m, v and v_max, which are right
+    # either way. Called with the flags clear; leaves them clear.
     cdef floating* p = <floating*>a.param
-    cdef const floating* g = <const floating*>a.grad
     cdef floating* m = <floating*>a.m
     cdef floating* v = <floating*>a.v
     cdef floating* v_max = <floating*>a.v_max
-    cdef floating lr = <floating>a.lr, e = <floating>a.eps, s = <floating>a.scale
-    cdef floating b1 = <floating>a.beta1, c1 = <floating>(1.0 - a.beta1)
-    cdef floating b2 = <floating>a.beta2, c2 = <floating>(1.0 - a.beta2)
+    cdef floating lr = <floating>a.lr, e = <floating>a.eps
     cdef floating d1 = <floating>a.bias1, d2 = <floating>a.bias2
-    cdef floating ns1 = <floating>a.r1.ns, ny1 = <floating>a.r1.ny, dk1 = <floating>a.r1.dk
-    cdef floating ns2 = <floating>a.r2.ns, ny2 = <floating>a.r2.ny, dk2 = <floating>a.r2.dk
-    cdef floating wd = <floating>a.weight_decay, keep = <floating>(1.0 - a.lr * a.weight_decay)
-    cdef floating gi, pi, mi, vi
+    cdef floating keep = <floating>(1.0 - a.lr * a.weight_decay)
+    cdef floating pi, mi, vi
     cdef _Saved store
     cdef floating* saved
-    cdef Py_ssize_t c, j, n, chunk
-    cdef floating* pc
-    cdef const floating* gc
-    cdef floating* mc
-    cdef floating* vc
-    cdef floating* xc = NULL
+    cdef Py_ssize_t c, i, n, chunk
     if floating is float:
         saved, chunk = &store.f[0], 4096
     else:
@@ -793,43 +802,17 @@ cdef void _adam_fast_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, flo
     c = start
     while c < stop:
         n = min(stop - c, chunk)
-        pc, gc, mc, vc = p + c, g + c, m + c, v + c
-        if amsgrad_t is _On:
-            xc = v_max + c
-        for j in range(n):
-            gi = gc[j]
-            pi = pc[j]
-            saved[j] = pi
-            if scale_t is _On:
-                gi = gi * s
-            if adam_decay_t is _L2:
-                gi = gi + wd * pi
-            elif adam_decay_t is _Decoupled:
-                pi = pi * keep
-            mi = b1 * mc[j] + c1 * gi
-            mc[j] = mi
-            vi = b2 * vc[j] + c2 * (gi * gi)
-            vc[j] = vi
-            if amsgrad_t is _On:
-                vi = _max_nan(xc[j], vi)
-                xc[j] = vi
-            if bias_t is _Both:
-                mi = _div_const(mi, ns1, ny1, dk1)
-            if bias_t is not _Off:
-                vi = _div_const(vi, ns2, ny2, dk2)
-            pc[j] = pi - (lr * mi) / (_sqrt(vi) + e)
+        _adam_loop(a, c, c + n, kind, sc, dc, am, bs, saved)
         if fastopt_csr() & _CSR_FAILED:
-            for j in range(n):
-                pi = saved[j]
+            for i in range(c, c + n):
+                pi = saved[i - c]
                 if adam_decay_t is _Decoupled:
                     pi = pi * keep
-                mi = mc[j]
-                vi = xc[j] if amsgrad_t is _On else vc[j]
-                if bias_t is _Both:
+                mi = m[i]
+                vi = v_max[i] if amsgrad_t is _On else v[i]
+                if bias_t is _BothFMA:
                     mi = mi / d1
-                if bias_t is not _Off:
-                    vi = vi / d2
-                pc[j] = pi - (lr * mi) / (_sqrt(vi) + e)
+                p[i] = pi - (lr * mi) / (_sqrt(vi / d2) + e)
             fastopt_set_csr(fastopt_csr() & ~_CSR_FLAGS)
         c += n
 
@@ -841,15 +824,15 @@ cdef inline void _adam_b(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floa
     # alternating calls: 1e5 0.88x, 1e6 0.89x of the divider's speed); float64's divider is
     # slower (1.22x at 1e5 with the sequence).
     if fast and a.bias == 2:
-        _adam_fast_loop(a, start, stop, k, sc, dc, am, _BOTH)
+        _adam_fast_loop(a, start, stop, k, sc, dc, am, _BOTH_FMA)
     elif fast and a.bias == 1 and floating is double:
-        _adam_fast_loop(a, start, stop, k, sc, dc, am, _SECOND)
+        _adam_fast_loop(a, start, stop, k, sc, dc, am, _SECOND_FMA)
     elif a.bias == 2:
-        _adam_loop(a, start, stop, k, sc, dc, am, _BOTH)
+        _adam_loop(a, start, stop, k, sc, dc, am, _BOTH, <floating*>NULL)
     elif a.bias == 1:
-        _adam_loop(a, start, stop, k, sc, dc, am, _SECOND)
+        _adam_loop(a, start, stop, k, sc, dc, am, _SECOND, <floating*>NULL)
     else:
-        _adam_loop(a, start, stop, k, sc, dc, am, _OFF)
+        _adam_loop(a, start, stop, k, sc, dc, am, _OFF, <floating*>NULL)
 
 
 cdef inline void _adam_a(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating k,
