@@ -172,23 +172,38 @@ cdef extern from *:
     #define FASTOPT_FMA 1
     static inline unsigned int fastopt_csr(void) { return _mm_getcsr(); }
     static inline void fastopt_set_csr(unsigned int csr) { _mm_setcsr(csr); }
+    /* Chunks run with the sequence [0] and redone with divisions [1], for the tests. */
+    static long long fastopt_div_chunks[2];
+    static inline void fastopt_count(int which) {
+        __atomic_fetch_add(&fastopt_div_chunks[which], 1, __ATOMIC_RELAXED);
+    }
+    static inline long long fastopt_counted(int which) {
+        return __atomic_load_n(&fastopt_div_chunks[which], __ATOMIC_RELAXED);
+    }
     #else
     #define FASTOPT_FMA 0
     static inline unsigned int fastopt_csr(void) { return 0; }
     static inline void fastopt_set_csr(unsigned int csr) { (void)csr; }
+    static inline void fastopt_count(int which) { (void)which; }
+    static inline long long fastopt_counted(int which) { (void)which; return 0; }
     #endif
     """
     const bint FASTOPT_FMA
     unsigned int fastopt_csr() noexcept nogil
     void fastopt_set_csr(unsigned int csr) noexcept nogil
+    void fastopt_count(int which) noexcept nogil
+    long long fastopt_counted(int which) noexcept nogil
 
-# MXCSR: exception flags (bits 0-5), their masks (7-12), rounding control (13-14), FTZ (15),
-# DAZ (6). The fast divisions run when rounding is to nearest, FTZ and DAZ are off, and
-# invalid (mask bit 7) and overflow (mask bit 10) are masked.
+# MXCSR: exception flags (bits 0-5), DAZ (6), the six exception masks (7-12), rounding control
+# (13-14), FTZ (15). The fast divisions run only in the default mode, 0x1F80 but for the flags:
+# round to nearest, no FTZ or DAZ, every exception masked. (With the denormal-operand exception
+# unmasked, for one, the exact subnormal remainder of a normal x would trap where x / d does not.)
 cdef unsigned int _CSR_FLAGS = 0x3F
 cdef unsigned int _CSR_FAILED = 0x09        # invalid | overflow
-cdef unsigned int _CSR_MODE = 0xE4C0        # FTZ, rounding, overflow mask, invalid mask, DAZ
-cdef unsigned int _CSR_MODE_OK = 0x0480     # ... of which only the two masks are set
+cdef unsigned int _CSR_MODE = 0xFFC0        # everything but the flags
+cdef unsigned int _CSR_MODE_OK = 0x1F80     # the default
+DIV_CHUNK_BYTES = 16384
+"""Bytes of param the Adam loop copies, and reads the flags after, at a time (§10.4)."""
 # param is saved, and the flags checked, 16 KB at a time (4096 float32 or 2048 float64 items).
 # Reading the flags (stmxcsr) waits for every floating-point instruction in flight: ~90 ns
 # here. Every 512 float32 items that was a third of a 1e5-item step (68.7 us against 50.5 us
@@ -212,10 +227,17 @@ def set_fast_divisions(bint on):
     return previous
 
 
+def division_chunks():
+    """(chunks an Adam step ran with the FMA divisions, chunks it then redid with the divider)
+    since the module was loaded: for the tests, which check that both paths really run."""
+    return fastopt_counted(0), fastopt_counted(1)
+
+
 def fast_divisions():
-    """Whether an Adam step on this thread would divide by its bias corrections with the FMA
-    sequence: this variant has FMA, they are switched on, and the MXCSR is in its default
-    mode (round to nearest, no FTZ/DAZ, overflow and invalid masked)."""
+    """Whether the FMA divisions are available to an Adam step called from this thread: this
+    variant has FMA, they are switched on, and the thread's MXCSR is in its default mode. A
+    step then uses them where §10.4 says (float64 whenever a bias division is done, float32
+    while both are, divisors in range), on each thread whose MXCSR is in its default mode."""
     return bool(FASTOPT_FMA and _fast_divisions_on
                 and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK)
 
@@ -803,7 +825,9 @@ cdef void _adam_fast_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, flo
     while c < stop:
         n = min(stop - c, chunk)
         _adam_loop(a, c, c + n, kind, sc, dc, am, bs, saved)
+        fastopt_count(0)
         if fastopt_csr() & _CSR_FAILED:
+            fastopt_count(1)
             for i in range(c, c + n):
                 pi = saved[i - c]
                 if adam_decay_t is _Decoupled:
@@ -908,22 +932,29 @@ cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta
     # The divisors as the loop rounds them: <float> for float32 arrays.
     if not f64:
         bias1, bias2 = <double>f1, <double>f2
-    a.fast = (FASTOPT_FMA and _fast_divisions_on and a.bias != 0 and _recip(&a.r1, bias1, f64)
-              and _recip(&a.r2, bias2, f64))
+    a.r1.ns = a.r1.ny = a.r1.dk = a.r2.ns = a.r2.ny = a.r2.dk = 0
+    # The constants are rounded on this thread: its MXCSR must be the default too.
+    a.fast = (FASTOPT_FMA and _fast_divisions_on and a.bias != 0
+              and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK
+              and _recip(&a.r1, bias1, f64) and _recip(&a.r2, bias2, f64))
 
 
 def div_const(const floating[::1] x not None, floating[::1] out not None, double d):
     """``out = x / d`` by the FMA sequence of the Adam loop (docs/contract.md §10), for tests:
     NaN where ``x`` is infinite or beyond MAX * 2**-K. Returns False, writing nothing, when this
-    variant has no FMA or ``d`` is outside the range §10 covers; ``d`` must already be a value
-    of the dtype."""
+    variant has no FMA, the MXCSR is not in its default mode, ``d`` is outside the range §10
+    covers, or (float32) ``d`` is not a float32 value."""
     cdef _Recip r
     cdef Py_ssize_t i, n = x.shape[0]
     cdef unsigned int csr
     cdef floating ns, ny, dk
     if out.shape[0] != n:
         _length_error("out", out.shape[0], n)
-    if not (FASTOPT_FMA and _recip(&r, d, floating is double)):
+    if floating is float:
+        if <double><float>d != d:
+            return False
+    if not (FASTOPT_FMA and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK
+            and _recip(&r, d, floating is double)):
         return False
     ns, ny, dk = <floating>r.ns, <floating>r.ny, <floating>r.dk
     csr = fastopt_csr()

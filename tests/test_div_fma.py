@@ -13,8 +13,8 @@ lowest-binade pattern, both sides of each divisor's bound) and the special value
 float32 of five whole binades against 15 divisors. CI compares about 2.9 billion pairs (~20 s);
 ``FASTOPT_FULL_SWEEP=1`` adds all 2**32 bit patterns against the 68 hardest divisors
 (``HARD32``). float64 cannot be swept: random ``x`` over the whole exponent range. The Adam
-tests at the end run the kernels themselves, across chunk boundaries, with values that send
-chunks down the flagged path.
+tests at the end run the kernels themselves over several chunks (and both threads' ranges), with
+values that send some chunks down the flagged path and leave others clean.
 """
 import math
 import os
@@ -219,38 +219,27 @@ def test_divisors_outside_the_proved_range_are_refused():
         for d in (2.0 ** -25, 1.5, 2.0, 0.0, -0.5, float("inf"), float("nan")):
             assert module.div_const(x, out, d) is False
         assert module.div_const(np.ones(3), np.empty(3), 2.0 ** -54) is False
+        assert module.div_const(x, out, 0.1) is False  # not a float32 value
     assert (out == 7).all()
-
-
-def test_the_adam_loop_takes_the_fma_path():
-    """On a variant with FMA, in the default floating-point mode, the divisions do not use the
-    divider (a guard against the fast path silently never running), and can be switched off."""
-    for module in FMA_MODULES:
-        assert module.fast_divisions()
-        previous = module.set_fast_divisions(False)
-        try:
-            assert previous is True and not module.fast_divisions()
-        finally:
-            module.set_fast_divisions(True)
-
-
-def test_variants_without_fma_refuse():
-    for module in _dispatch.MODULES.values():
-        if not module.FMA:
-            assert module.div_const(np.ones(2, np.float32), np.empty(2, np.float32), 0.5) is False
-            assert not module.fast_divisions()
 
 
 # --- the Adam kernel: fast path, flagged chunks, chunk boundaries ------------------------------
 
-CHUNK = 512  # _DIV_CHUNK in _kernels.pyx
+
+def chunk_items(dtype):
+    """Items per chunk of the Adam loop (it copies param and reads the flags per chunk)."""
+    return _dispatch.kernels.DIV_CHUNK_BYTES // np.dtype(dtype).itemsize
 
 
-def hostile_state(dtype, n, seed):
-    """Mostly ordinary values, with the values of §10's edges planted in some chunks: huge
-    moments on both sides of every possible bound, infinities, NaN, subnormals, signed zeros."""
+def hostile_state(dtype, seed):
+    """Five chunks and a partial one of mostly ordinary values, with §10's edges planted in some
+    chunks and not others: huge moments on both sides of every possible bound (chunk 1, and
+    chunk 2, which holds the middle, where a second thread's range starts), infinities, NaN and
+    signed zeros (chunk 3), subnormals (the partial last chunk). Chunks 0 and 4 stay clean."""
     rng = np.random.default_rng(seed)
     info = np.finfo(dtype)
+    c = chunk_items(dtype)
+    n = 5 * c + 37
     p = rng.standard_normal(n).astype(dtype)
     g = (rng.standard_normal(n) * 1e-3).astype(dtype)
     m = (rng.standard_normal(n) * 1e-3).astype(dtype)
@@ -258,10 +247,10 @@ def hostile_state(dtype, n, seed):
     emax = info.maxexp
     huge = [2.0 ** k for k in range(emax - 60, emax)] + [float(info.max)]
     tiny = [float(info.smallest_subnormal) * k for k in (1, 3, 1000)] + [float(info.tiny)]
-    chunk = {1: "huge", 2: "special", 3: "tiny"}
-    for c, kind in chunk.items():
-        lo, hi = c * CHUNK, min((c + 1) * CHUNK, n)
+
+    def plant(lo, hi, kind):
         idx = rng.choice(np.arange(lo, hi), 24, replace=False)
+        idx[0], idx[1] = lo, hi - 1  # the first and the last item of the chunk too
         if kind == "huge":
             m[idx[:12]] = rng.choice(huge, 12) * rng.choice([-1, 1], 12)
             v[idx[12:]] = rng.choice(huge, 12)
@@ -277,6 +266,12 @@ def hostile_state(dtype, n, seed):
             m[idx[:12]] = rng.choice(tiny, 12) * rng.choice([-1, 1], 12)
             v[idx[12:]] = rng.choice(tiny, 12)
             g[idx[12:]] = 0.0
+
+    plant(c, 2 * c, "huge")
+    middle = (n // 2) // c * c  # the chunk holding n/2: the start of thread 1's range, roughly
+    plant(middle, middle + c, "huge")
+    plant(3 * c, 4 * c, "special")
+    plant(5 * c, n, "tiny")
     return p, g, m, v
 
 
@@ -288,8 +283,7 @@ OPTIONS = [dict(), dict(amsgrad=True), dict(weight_decay=0.1),
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o) or "plain")
 @pytest.mark.parametrize("t", [1, 2, 10, 1000, 20000])
 def test_adam_on_the_edges_matches_the_reference(fast_config, dtype, t, options):
-    n = 4 * CHUNK + 37
-    p, g, m, v = hostile_state(dtype, n, seed=t)
+    p, g, m, v = hostile_state(dtype, seed=t)
     amsgrad = options.get("amsgrad", False)
     kwargs = {k: val for k, val in options.items() if k != "amsgrad"}
     with np.errstate(over="ignore"):
@@ -303,6 +297,41 @@ def test_adam_on_the_edges_matches_the_reference(fast_config, dtype, t, options)
                         v_max=fast[3] if amsgrad else None, **kwargs)
     for name, a, b in zip(("param", "m", "v", "v_max"), fast, ref):
         assert_ulp_equal(a, b, err_msg=name)
+
+
+@needs_fma
+@pytest.mark.parametrize("threads", [1, 2])
+def test_both_paths_of_the_adam_loop_run(dtype, threads):
+    """The sequence runs, and flagged chunks are redone (a guard against either silently never
+    happening: the bits are the same by design, so no parity test would notice)."""
+    for module in FMA_MODULES:
+        name = next(k for k, mod in _dispatch.MODULES.items() if mod is module)
+        with _dispatch.using(name), fastopt.num_threads(threads):
+            before = module.division_chunks()
+            p, g, m, v = hostile_state(dtype, seed=3)
+            fastopt.adam_update(p, g, m, v, 1, 1e-3)
+            ran, redone = (b - a for a, b in zip(before, module.division_chunks()))
+            assert ran >= 6 and 1 <= redone < ran
+
+
+@needs_fma
+def test_the_adam_loop_takes_the_fma_path():
+    """On a variant with FMA, in the default floating-point mode, the divisions are available
+    to Adam, and can be switched off."""
+    for module in FMA_MODULES:
+        assert module.fast_divisions()
+        previous = module.set_fast_divisions(False)
+        try:
+            assert previous is True and not module.fast_divisions()
+        finally:
+            module.set_fast_divisions(True)
+
+
+def test_variants_without_fma_refuse():
+    for module in _dispatch.MODULES.values():
+        if not module.FMA:
+            assert module.div_const(np.ones(2, np.float32), np.empty(2, np.float32), 0.5) is False
+            assert not module.fast_divisions()
 
 
 def teardown_module(module):
