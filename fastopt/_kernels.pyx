@@ -843,13 +843,9 @@ cdef void _adam_fast_loop(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, flo
 
 cdef inline void _adam_b(const _Adam* a, Py_ssize_t start, Py_ssize_t stop, floating k,
                          bint fast, scale_t sc, adam_decay_t dc, amsgrad_t am) noexcept nogil:
-    # With one division left (from step 165 for float32 and beta1 = 0.9), the sequence saves
-    # too little for float32 to pay for its copy and flag reads (t = 1000, one thread, median of
-    # alternating calls: 1e5 0.88x, 1e6 0.89x of the divider's speed); float64's divider is
-    # slower (1.22x at 1e5 with the sequence).
     if fast and a.bias == 2:
         _adam_fast_loop(a, start, stop, k, sc, dc, am, _BOTH_FMA)
-    elif fast and a.bias == 1 and floating is double:
+    elif fast and a.bias == 1:
         _adam_fast_loop(a, start, stop, k, sc, dc, am, _SECOND_FMA)
     elif a.bias == 2:
         _adam_loop(a, start, stop, k, sc, dc, am, _BOTH, <floating*>NULL)
@@ -933,8 +929,13 @@ cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta
     if not f64:
         bias1, bias2 = <double>f1, <double>f2
     a.r1.ns = a.r1.ny = a.r1.dk = a.r2.ns = a.r2.ny = a.r2.dk = 0
-    # The constants are rounded on this thread: its MXCSR must be the default too.
-    a.fast = (FASTOPT_FMA and _fast_divisions_on and a.bias != 0
+    # The constants are rounded on this thread: its MXCSR must be the default too. With one
+    # division left (from step 165 for float32 and beta1 = 0.9) the sequence saves too little
+    # for float32 to pay for its copy and flag reads (t = 1000, one thread, median of
+    # alternating calls: 1e5 0.88x, 1e6 0.89x of the divider's speed); float64's divider is
+    # slower (1.22x at 1e5 with the sequence). Deciding it here also spares that loop the
+    # MXCSR save and restore.
+    a.fast = (FASTOPT_FMA and _fast_divisions_on and (a.bias == 2 or (f64 and a.bias == 1))
               and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK
               and _recip(&a.r1, bias1, f64) and _recip(&a.r2, bias2, f64))
 
