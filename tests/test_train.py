@@ -85,6 +85,32 @@ def test_forward_backward_matches_the_course_functions_bit_for_bit():
             np.testing.assert_array_equal(net.grads[k], grads["d" + k], err_msg=f"{k} bk={bk}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_products_do_not_depend_on_where_the_operands_start(dtype):
+    """The one assumption behind the loops' bit-for-bit comparisons (docs/contract.md §1): the
+    same np.dot on operands of the same shape, strides and values gives the same bits wherever
+    in memory they start (fastopt's parameters are views into one packed buffer, the course's
+    are arrays of their own). Strides are another matter: this test never compares a strided
+    operand with a contiguous one, which do differ on AVX-512 CPUs. If this fails on a CPU, the
+    training-loop comparisons below are not sound there and the contract must say so."""
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((16, 20)).astype(dtype)   # a layer's weights
+    X = rng.standard_normal((20, 64)).astype(dtype)   # a contiguous batch
+    dZ = rng.standard_normal((16, 64)).astype(dtype)  # the layer's output gradient
+    products = {"W @ X": lambda w, x, dz: np.dot(w, x),
+                "dZ @ X.T": lambda w, x, dz: np.dot(dz, x.T),
+                "W.T @ dZ": lambda w, x, dz: np.dot(w.T, dz)}
+    want = {name: f(W, X, dZ) for name, f in products.items()}
+    for offset in range(1, 17):  # every start modulo 64 bytes, an item at a time
+        moved = []
+        for a in (W, X, dZ):
+            b = np.empty(a.size + 16, dtype)[offset:offset + a.size].reshape(a.shape)
+            b[...] = a
+            moved.append(b)
+        for name, f in products.items():
+            np.testing.assert_array_equal(f(*moved), want[name], err_msg=f"{name} at +{offset}")
+
+
 def test_gradients_against_finite_differences():
     rng = np.random.default_rng(1)
     params = {k: v.astype(np.float64) for k, v in _mlp.init_params([4, 6, 3], 1).items()}
