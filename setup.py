@@ -62,10 +62,9 @@ DIRECTIVES = {
 
 # Runtime SIMD dispatch: the same kernels are compiled once portably (x86-64: SSE2) and once
 # more per instruction-set variant; fastopt._dispatch imports the best one the CPU supports.
-# Measured on an AMD EPYC (Zen 4), Adam float32 at 1e6 items, one thread: SSE2 1031 us,
-# AVX2 522 us, AVX-512 (512-bit vectors) 502 us; at 1e7: 10.6, 5.9, 6.1 ms. The updates are
-# bound by the divider, which is 256 bits wide there, so an AVX-512 variant does not pay off and
-# is not built (the Zen 3 machine of the later measurements does not expose AVX-512 at all).
+# An AVX-512 variant is built only on request (FASTOPT_AVX512=1, below): on an AMD EPYC (Zen 4)
+# it made Adam 1.05-1.18x faster at 1e5-1e6 float32 items but SGD 0.91-0.94x slower
+# (docs/contract.md §1, "The avx512 variant is opt-in", has the table).
 # The avx2 variant also gets -mfma, and the CPU must have both: Adam's divisions by its bias
 # corrections use explicit fma() there (docs/contract.md §10). -ffp-contract=off still forbids
 # the compiler to contract a*b + c on its own, so every other expression keeps its two
@@ -77,6 +76,14 @@ VARIANTS = {"baseline": ("fastopt._kernels", "fastopt/_kernels.pyx", [])}
 if X86:
     VARIANTS["avx2"] = ("fastopt._kernels_avx2", "fastopt/_kernels_avx2.pyx",
                         ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2", "-mfma"])
+# FASTOPT_AVX512=1 also builds an avx512 variant (-mprefer-vector-width=512: the loops in
+# 512-bit vectors, whatever the tuning prefers), preferred by dispatch on a CPU and OS with
+# AVX-512 F/VL/DQ; it is not part of a default build or a wheel. .ci/run tests it where the CPU
+# has AVX-512.
+if X86 and os.environ.get("FASTOPT_AVX512", "") not in ("", "0") and sys.platform != "win32":
+    VARIANTS["avx512"] = ("fastopt._kernels_avx512", "fastopt/_kernels_avx512.pyx",
+                          ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512dq",
+                           "-mprefer-vector-width=512"])
 
 OPENMP_PROBE = """#include <omp.h>
 int main(void) {

@@ -17,6 +17,8 @@ def config():
         "simd_path": _dispatch.current,
         "simd_available": _dispatch.available(),
         "simd_env": f"{_dispatch.ENV_VAR} (baseline to force the portable path)",
+        "cpu_avx2_fma": _dispatch.MODULES["baseline"].cpu_has_avx2(),
+        "cpu_avx512": _dispatch.MODULES["baseline"].cpu_has_avx512(),
         "openmp": kernels.OPENMP,
         "threads": _threads.get_num_threads(),
         "threads_env": _threads.ENV_VAR,
@@ -42,6 +44,11 @@ def show_config(file=None):
     print(f"fastopt {c['fastopt']} (Python {c['python']}, NumPy {c['numpy']})", file=out)
     print(f"  SIMD path        : {c['simd_path']} (available: {', '.join(c['simd_available'])};"
           f" env {c['simd_env']})", file=out)
+    avx512 = ("yes (F, VL, DQ; " + ("the avx512 variant is built" if "avx512" in
+              c["simd_available"] else "no avx512 variant in this build: FASTOPT_AVX512=1 builds "
+              "one, docs/contract.md §1") + ")") if c["cpu_avx512"] else "no"
+    print(f"  CPU              : AVX2+FMA {'yes' if c['cpu_avx2_fma'] else 'no'}, AVX-512 "
+          f"{avx512}", file=out)
     if c["openmp"]:
         print(f"  threads          : {c['threads']} (env {c['threads_env']}; OpenMP sees "
               f"{c['openmp_processors']} processors)", file=out)

@@ -15,9 +15,11 @@ import numpy as np
 from . import _kernels as _baseline
 
 ENV_VAR = "FASTOPT_SIMD"
-ORDER = ("baseline", "avx2")  # lowest to highest
-_MODULE_NAMES = {"baseline": "fastopt._kernels", "avx2": "fastopt._kernels_avx2"}
-_CPU_SUPPORTS = {"baseline": lambda: True, "avx2": _baseline.cpu_has_avx2}
+ORDER = ("baseline", "avx2", "avx512")  # lowest to highest; avx512 only with FASTOPT_AVX512=1
+_MODULE_NAMES = {"baseline": "fastopt._kernels", "avx2": "fastopt._kernels_avx2",
+                 "avx512": "fastopt._kernels_avx512"}
+_CPU_SUPPORTS = {"baseline": lambda: True, "avx2": _baseline.cpu_has_avx2,
+                 "avx512": _baseline.cpu_has_avx512}
 
 
 def _load_available():

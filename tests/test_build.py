@@ -58,3 +58,21 @@ def test_one_version():
     """fastopt/_version.py is the only place the version is written; the installed metadata
     (from pyproject's dynamic version) agrees."""
     assert fastopt.__version__ == importlib.metadata.version("fastopt")
+
+
+def test_show_config_reports_the_cpu_simd_features():
+    """show_config names AVX2+FMA and AVX-512 support as the CPU (and the OS) report them, and
+    whether this build has an avx512 variant; the dispatch only offers variants the CPU runs."""
+    out = io.StringIO()
+    fastopt.show_config(file=out)
+    cpu = next(line for line in out.getvalue().splitlines() if line.strip().startswith("CPU"))
+    baseline = _dispatch.MODULES["baseline"]
+    assert (f"AVX2+FMA {'yes' if baseline.cpu_has_avx2() else 'no'}") in cpu
+    assert ("AVX-512 yes" in cpu) == baseline.cpu_has_avx512()
+    assert ("the avx512 variant is built" in cpu) == ("avx512" in _dispatch.available())
+    if baseline.cpu_has_avx512():
+        assert baseline.cpu_has_avx2()  # the avx512 variant is built with -mavx2 -mfma too
+    for variant, supported in (("avx2", baseline.cpu_has_avx2),
+                               ("avx512", baseline.cpu_has_avx512)):
+        if variant in _dispatch.available():
+            assert supported()
