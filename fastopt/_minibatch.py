@@ -278,12 +278,14 @@ class MiniBatches:
 
     def _rank_rows(self, run, rows):
         X, Y, ops, b = run.X, run.Y, self._ops, rows.shape[0]
-        x_buf = self._buffer(run, "rank X", (run.batch_size, X.shape[1]), X.dtype)[:b]
+        # A part never holds more than the global batch nor more than the data.
+        rows_max = min(run.batch_size, run.m)
+        x_buf = self._buffer(run, "rank X", (rows_max, X.shape[1]), X.dtype)[:b]
         ops.take_rows(X, rows, x_buf)
         if Y is None:
             return (x_buf,)
         y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-        y_buf = self._buffer(run, "rank Y", (run.batch_size, y2.shape[1]), Y.dtype)[:b]
+        y_buf = self._buffer(run, "rank Y", (rows_max, y2.shape[1]), Y.dtype)[:b]
         ops.take_rows(y2, rows, y_buf)
         return x_buf, (y_buf[:, 0] if Y.ndim == 1 else y_buf)
 
@@ -349,10 +351,13 @@ class MiniBatches:
 
     def _row_batches(self, run, perm, starts):
         X, Y, ops, b = run.X, run.Y, self._ops, run.batch_size
-        x_buf = self._buffer(run, "X", (b, X.shape[1]), X.dtype)
+        # Sized by the largest batch there can be, not by batch_size: batch_size=10**9 over
+        # 3 MB of data must not ask for terabytes (a batch holds at most m rows).
+        rows_max = min(b, run.m)
+        x_buf = self._buffer(run, "X", (rows_max, X.shape[1]), X.dtype)
         if Y is not None:
             y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-            y_buf = self._buffer(run, "Y", (b, y2.shape[1]), Y.dtype)
+            y_buf = self._buffer(run, "Y", (rows_max, y2.shape[1]), Y.dtype)
         for k0 in starts:
             rows = perm[k0:k0 + b]
             bk = rows.shape[0]
@@ -380,7 +385,10 @@ def rank_part(perm, batch_size, drop_last, rank, world):
     # Every full batch splits alike: the first batch_size % world parts get one more example.
     small, extra = divmod(batch_size, world)
     b, start = small + (rank < extra), rank * small + min(rank, extra)
-    index = (np.arange(full)[:, np.newaxis] * batch_size + start + np.arange(b)).reshape(-1)
+    # No full batch, no index: np.arange(b) alone would be 8 bytes per example of a batch_size
+    # that may be far beyond m (10**9 asked 2.7 GB of a 100,000-example epoch).
+    index = (np.arange(full)[:, np.newaxis] * batch_size + start + np.arange(b)).reshape(-1) \
+        if full else np.zeros(0, np.intp)
     parts, sizes = [perm[index]], [b] * full
     if m % batch_size and not drop_last:
         parts.append(np.array_split(perm[full * batch_size:], world)[rank])
