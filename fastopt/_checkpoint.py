@@ -239,6 +239,15 @@ def _batches_state(batches):
 
 
 def load(opt, path, batches=None):
+    if batches is not None:
+        _check_batches(batches)
+    state, batches_state = read(opt, path, batches is not None)
+    load_state_dict(opt, state, batches, batches_state)
+
+
+def read(opt, path, want_batches=False):
+    """The file's optimizer state dict (for ``opt``'s checks) and, if ``want_batches``, the
+    MiniBatches state it holds; nothing is validated against ``opt`` beyond the file's form."""
     with open(path, "rb") as f:  # ours to close, even when np.load fails half-way
         if f.read(4) != b"PK\x03\x04":
             # Without this, NumPy would try the file as a pickle and suggest
@@ -252,10 +261,7 @@ def load(opt, path, batches=None):
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise ValueError(f"{os.fspath(path)!r} is not a readable fastopt checkpoint: "
                              f"{exc}") from None
-    if batches is not None:
-        _check_batches(batches)
-    state, batches_state = _state_from_arrays(opt, data, os.fspath(path), batches is not None)
-    load_state_dict(opt, state, batches, batches_state)
+    return _state_from_arrays(opt, data, os.fspath(path), want_batches)
 
 
 def _state_from_arrays(opt, data, path, want_batches=False):

@@ -70,6 +70,15 @@ def test_mismatched_parameters_raise_on_every_rank(n):
 
 
 @needs_mpi
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_every_rank_decides_together_whether_a_step_proceeds(n):
+    # A gradient refused on one rank raises on every rank (no rank left in Alltoallv, no step
+    # paired with another's next one); hyperparameters or t assigned on one rank only raise on
+    # every rank naming the ranks and the field. A hang is aborted by common.py's watchdog.
+    assert f"OK agreement world={n}" in run_mpi(n, "agreement.py")
+
+
+@needs_mpi
 def test_checkpoint_moves_between_world_sizes(tmp_path):
     run_mpi(2, "checkpoint.py", "save", str(tmp_path))
     ckpt = tmp_path / "ckpt.npz"
@@ -96,6 +105,14 @@ def test_checkpoint_moves_between_world_sizes(tmp_path):
             with np.load(ckpt) as a, np.load(tmp_path / f"resaved-{n}-{shard}.npz") as b:
                 for key in a.files:
                     assert a[key].tobytes() == b[key].tobytes(), (n, shard, key)
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_training_resumes_bit_for_bit_mid_epoch_with_its_loader(n, tmp_path):
+    # save(path, batches=) mid-epoch, load(path, batches=) into fresh objects: the same bits
+    # as the run never interrupted, last_grad_norm included.
+    assert f"OK resume world={n}" in run_mpi(n, "resume.py", str(tmp_path))
 
 
 @needs_mpi
