@@ -133,6 +133,11 @@ class MiniBatches:
     the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
     fixes them, and an assignment during an epoch takes effect at the next one.
 
+    **Checkpoints.** :meth:`state_dict` holds the generator's state and the position within
+    the epoch being iterated; :meth:`load_state_dict` (or ``opt.load(path, batches=loader)``
+    after ``opt.save(path, batches=loader)``) makes a new ``MiniBatches`` over the same data go
+    on with exactly the batches this one would have yielded next, mid-epoch included.
+
     Parameters
     ----------
     X : ndarray
