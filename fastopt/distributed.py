@@ -26,8 +26,8 @@ with ``max_grad_norm`` and sharded state each rank computes its blocks' sums, th
 exchange them (8 bytes per 1024 items) and every rank adds them in the single-process order:
 the same norm, bit for bit.
 
-Before any of that, every step starts with one small ``Allgather`` (0. above): each rank's
-status (did its own checks pass?) and fingerprint (``t``, ``skipped``, every hyperparameter).
+Before step 1 above, every step starts with one small ``Allgather``: each rank's status (did
+its own checks pass?) and fingerprint (``t``, ``skipped``, every hyperparameter).
 All ranks then decide alike: a rank whose gradients were refused raises its error and every
 other rank raises one naming it, or, when the fingerprints differ (``opt.lr = 0.5`` or
 ``opt.t = 100`` on one rank only), every rank raises naming the ranks and the field; in both
