@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastopt
 import fastopt.reference
@@ -319,3 +321,37 @@ def test_load_with_batches_validates_everything_first(impl, tmp_path):
     assert other.lr == 0.3 and np.array_equal(other.params["W"], before)
     other.load(tmp_path / "with.npz")  # the optimizer alone: the loader state is ignored
     assert other.lr == 0.1
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 40), batch_size=st.integers(1, 12), drop_last=st.booleans(),
+       axis=st.sampled_from([0, 1]), world=st.integers(1, 3), taken=st.integers(0, 30),
+       impl_name=st.sampled_from(sorted(IMPLS)))
+def test_any_position_resumes_the_same_batches(m, batch_size, drop_last, axis, world, taken,
+                                               impl_name):
+    impl = IMPLS[impl_name]
+    X = np.arange(2 * m, dtype=np.float32).reshape((m, 2) if axis == 0 else (2, m))
+    Y = np.arange(m)
+
+    def make():
+        return impl.MiniBatches(X, Y, batch_size, seed=3, axis=axis, drop_last=drop_last,
+                                rank=world - 1, world=world)
+
+    def labels(loader, epochs):
+        return [yb.tolist() for _ in range(epochs) for _, yb in loader]
+
+    everything = labels(make(), 6)
+    target = min(taken, 4 * len(make()))  # within 4 epochs: 2 more follow in `everything`
+    loader, seen = make(), 0
+    while seen < target:  # hand out `target` batches, across epochs
+        for _ in loader:
+            seen += 1
+            if seen == target:
+                break
+    resumed = make()
+    resumed.load_state_dict(json.loads(json.dumps(loader.state_dict())))
+    per_epoch = len(loader)
+    rest_of_epoch = (per_epoch - seen % per_epoch) % per_epoch if per_epoch else 0
+    stream = labels(resumed, 1) if rest_of_epoch else []
+    stream += labels(resumed, 1)
+    assert stream == everything[seen:seen + len(stream)]
