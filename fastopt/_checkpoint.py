@@ -8,10 +8,18 @@ arguments, rebuilt from the fixed registry of ``fastopt.schedules`` (no pickle, 
 Loading validates everything before anything changes: a rejected file leaves the optimizer as
 it was. Hyperparameters come from the checkpoint (as torch restores them); the structure (type,
 keys, shapes, dtypes, the state arrays kept) must match.
+
+A checkpoint holds only what it can load: saving refuses a schedule that is not one of
+:data:`SCHEDULES` (a subclass of ``Schedule`` written elsewhere, whose code a file of plain data
+cannot carry) with a ``TypeError`` that says what to do, rather than write a file that fails
+when training resumes. ``save(path, batches=loader)`` also stores a ``MiniBatches``' position
+(``meta.batches``, its ``state_dict`` as JSON), so that optimizer and loader resume together,
+bit for bit, mid-epoch. Files are created as ``open()`` creates them (mode 0666 less the
+umask), not with ``mkstemp``'s 0600.
 """
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -38,14 +46,20 @@ def state_dict(opt, copy):
         "keys": list(opt._keys),
         "t": opt.t,
         "skipped": opt.skipped,
+        "last_grad_norm": opt.last_grad_norm,
         "hyperparameters": opt.hyperparameters,
         "params": [take(p) for p in opt._params],
         "state": {s: [take(a) for a in opt._state[s]] for s in opt.state_names},
     }
 
 
-def load_state_dict(opt, state):
-    hyper, params, states, t, skipped = _validate(opt, state)
+def load_state_dict(opt, state, batches=None, batches_state=None):
+    """Restore ``state`` into ``opt`` (and ``batches_state`` into the MiniBatches
+    ``batches``), everything validated before anything changes."""
+    hyper, params, states, t, skipped, norm = _validate(opt, state)
+    if batches is not None:
+        _check_batches(batches)
+        checked = batches._check_state(batches_state)
     for dst, src in zip(opt._params, params):
         dst[...] = src
     for s in opt.state_names:
@@ -53,6 +67,9 @@ def load_state_dict(opt, state):
             dst[...] = src
     opt._hyper = hyper
     opt.t, opt.skipped = t, skipped
+    opt._last_grad_norm = norm
+    if batches is not None:
+        batches._apply_state(checked)
 
 
 def _validate(opt, state):
@@ -82,8 +99,10 @@ def _validate(opt, state):
             raise ValueError(f"state has {key}={theirs[key]!r}; this {name} was built with "
                              f"{key}={opt._hyper[key]!r}, which fixes its state arrays")
     hyper = opt._checked_hyper({k: theirs[k] for k in expected})
-    t = _v.check_count(state["t"], "state['t']", 0)
-    skipped = _v.check_count(state["skipped"], "state['skipped']", 0)
+    t = _v.check_step_count(state["t"], "state['t']")
+    skipped = _v.check_step_count(state["skipped"], "state['skipped']")
+    # Absent from the state dicts of fastopt before it was kept (same format version): None.
+    norm = _v.check_grad_norm(state.get("last_grad_norm"), "state['last_grad_norm']")
     params = _check_arrays(opt, state["params"], "state['params']")
     _v.check_mapping(state["state"], "state['state']")
     if set(state["state"]) != set(opt.state_names):
@@ -91,7 +110,7 @@ def _validate(opt, state):
                          f"{sorted(opt.state_names)}")
     states = {s: _check_arrays(opt, state["state"][s], f"state['state'][{s!r}]")
               for s in opt.state_names}
-    return hyper, params, states, t, skipped
+    return hyper, params, states, t, skipped, norm
 
 
 def _check_arrays(opt, arrays, what):
@@ -118,6 +137,25 @@ def encode(value):
     return value
 
 
+def check_loadable(value, where):
+    """Refuse a hyperparameter that :func:`decode` could not rebuild: a schedule whose class
+    is not the one of that name in :data:`SCHEDULES` (a user's subclass, even one named like
+    a fastopt schedule, would come back as something else or not at all)."""
+    if isinstance(value, _schedules.Schedule):
+        if SCHEDULES.get(type(value).__name__) is not type(value):
+            raise TypeError(
+                f"{where} is a {type(value).__module__}.{type(value).__qualname__}, a schedule "
+                f"that a checkpoint cannot rebuild: a file holds plain data, and loading knows "
+                f"only fastopt.schedules' {sorted(SCHEDULES)}. Nothing was written. Express "
+                f"the schedule with those (LinearWarmup and PiecewiseConstant compose), or "
+                f"assign opt.lr a float before save() and your schedule again after load()")
+        for f in value._fields:
+            check_loadable(getattr(value, f), f"{where}.{f}")
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            check_loadable(v, where)
+
+
 def decode(value, where):
     """The inverse of :func:`encode`; a schedule's class must be in :data:`SCHEDULES` and its
     arguments pass its own validation."""
@@ -136,8 +174,13 @@ def decode(value, where):
 
 # --- files --------------------------------------------------------------------------------------
 
-def save(opt, path):
+def save(opt, path, batches=None):
     state = state_dict(opt, copy=False)
+    for k, v in state["hyperparameters"].items():
+        check_loadable(v, f"hyperparameter {k!r}")
+    # Bounded on assignment; checked again for a count a step carried past int64.
+    _v.check_step_count(state["t"], "t")
+    norm = state["last_grad_norm"]
     arrays = {
         "meta.optimizer": np.array(state["optimizer"]),
         "meta.version": np.array(state["version"]),
@@ -146,14 +189,17 @@ def save(opt, path):
         "meta.skipped": np.array(state["skipped"], dtype=np.int64),
         "meta.hyperparameters": np.array(json.dumps(
             {k: encode(v) for k, v in state["hyperparameters"].items()})),
+        # Shape () with the norm, shape (0,) for None: a norm may itself be NaN or inf.
+        "meta.last_grad_norm": np.array([] if norm is None else norm, dtype=np.float64),
     }
+    if batches is not None:
+        arrays["meta.batches"] = np.array(json.dumps(_batches_state(batches)))
     for i, p in enumerate(state["params"]):
         arrays[f"param.{i}"] = p
     for s, lst in state["state"].items():
         for i, a in enumerate(lst):
             arrays[f"state.{s}.{i}"] = a
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz.tmp", dir=directory)
+    fd, tmp = _create_temporary(os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -166,7 +212,42 @@ def save(opt, path):
         raise
 
 
-def load(opt, path):
+def _create_temporary(directory):
+    """A new file next to the checkpoint, created with mode 0666 so that the umask decides
+    its permissions, as ``open()`` does (``tempfile.mkstemp`` would make it 0600, and the
+    checkpoint unreadable by the group that a umask of 002 or 022 lets read it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".fastopt-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # 64 random bits: a clash is another writer's file
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory!r}")
+
+
+def _check_batches(batches):
+    from ._minibatch import MiniBatches  # not at the top: _minibatch is not needed otherwise
+    if not isinstance(batches, MiniBatches):
+        raise TypeError(f"batches must be a fastopt.MiniBatches (its position is saved and "
+                        f"loaded with the optimizer's), got {type(batches).__name__}")
+
+
+def _batches_state(batches):
+    _check_batches(batches)
+    return batches.state_dict()
+
+
+def load(opt, path, batches=None):
+    if batches is not None:
+        _check_batches(batches)
+    state, batches_state = read(opt, path, batches is not None)
+    load_state_dict(opt, state, batches, batches_state)
+
+
+def read(opt, path, want_batches=False):
+    """The file's optimizer state dict (for ``opt``'s checks) and, if ``want_batches``, the
+    MiniBatches state it holds; nothing is validated against ``opt`` beyond the file's form."""
     with open(path, "rb") as f:  # ours to close, even when np.load fails half-way
         if f.read(4) != b"PK\x03\x04":
             # Without this, NumPy would try the file as a pickle and suggest
@@ -180,10 +261,12 @@ def load(opt, path):
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise ValueError(f"{os.fspath(path)!r} is not a readable fastopt checkpoint: "
                              f"{exc}") from None
-    load_state_dict(opt, _state_from_arrays(opt, data, os.fspath(path)))
+    return _state_from_arrays(opt, data, os.fspath(path), want_batches)
 
 
-def _state_from_arrays(opt, data, path):
+def _state_from_arrays(opt, data, path, want_batches=False):
+    """The optimizer's state dict from a file's arrays, and the MiniBatches state it holds
+    (None unless ``want_batches``)."""
     def scalar(key, kind):
         if key not in data:
             raise ValueError(f"{path!r} has no {key!r}: not a fastopt checkpoint")
@@ -217,13 +300,29 @@ def _state_from_arrays(opt, data, path):
     if arrays != expected:
         raise ValueError(f"{path!r} holds arrays {sorted(arrays)}; expected "
                          f"{sorted(expected)}")
+    norm = data.get("meta.last_grad_norm")  # absent from files of earlier fastopt: None
+    if norm is not None:
+        if norm.dtype != np.float64 or norm.shape not in ((), (0,)):
+            raise ValueError(f"{path!r}: 'meta.last_grad_norm' has the wrong type "
+                             f"({norm.dtype}, shape {norm.shape})")
+        norm = norm.item() if norm.shape == () else None
+    batches_state = None
+    if want_batches:
+        if "meta.batches" not in data:
+            raise ValueError(f"{path!r} holds no MiniBatches state (it was saved without "
+                             f"batches=); load it without batches=")
+        try:
+            batches_state = json.loads(scalar("meta.batches", "U"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path!r}: 'meta.batches' is not valid JSON ({exc})") from None
     return {
         "optimizer": scalar("meta.optimizer", "U"),
         "version": version,
         "keys": [str(k) for k in keys],
         "t": scalar("meta.t", "iu"),
         "skipped": scalar("meta.skipped", "iu"),
+        "last_grad_norm": norm,
         "hyperparameters": hyper,
         "params": [data[f"param.{i}"] for i in range(n)],
         "state": {s: [data[f"state.{s}.{i}"] for i in range(n)] for s in names},
-    }
+    }, batches_state

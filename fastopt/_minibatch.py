@@ -14,6 +14,8 @@ batches coalesce at the top of the heap, it returns them to the OS (984 brk call
 traced) and the next call faults all 188 MB back in as 4 KB pages, 105 ms. The one buffer costs
 the same every time. ``MiniBatches`` allocates its buffer once and reuses it every epoch.
 """
+import numbers
+
 import numpy as np
 
 from . import _ops as _fast_ops
@@ -46,14 +48,56 @@ def column_batches(ops, data, perm, batch_size):
 class _Epoch:
     """What one epoch runs with, fixed when it starts: the data, the configuration, and the
     buffer cache of that configuration (a later assignment gives later epochs a new cache, so an
-    epoch already started never writes through a buffer sized for other values)."""
+    epoch already started never writes through a buffer sized for other values); and where it
+    is, for ``state_dict``: the generator's state before it drew the epoch's permutation and
+    the number of batches handed out."""
 
-    __slots__ = ("X", "Y", "m", "batch_size", "axis", "drop_last", "copy", "buffers")
+    __slots__ = ("X", "Y", "m", "batch_size", "axis", "drop_last", "copy", "buffers", "start",
+                 "done")
 
-    def __init__(self, mb):
+    def __init__(self, mb, start, done=0, batch_size=None, drop_last=None):
         self.X, self.Y, self.m, self.axis = mb._X, mb._Y, mb._m, mb._axis
         self.batch_size, self.drop_last, self.copy = mb._batch_size, mb._drop_last, mb._copy
         self.buffers = mb._buffers
+        if batch_size is not None and (batch_size, drop_last) != (self.batch_size,
+                                                                 self.drop_last):
+            # A resumed epoch of another configuration than the current one: buffers of its own.
+            self.batch_size, self.drop_last, self.buffers = batch_size, drop_last, {}
+        self.start, self.done = start, done
+
+    def batches(self):
+        return len(batch_starts(self.m, self.batch_size, self.drop_last))
+
+
+# The bit generators a MiniBatches state may name (numpy's own; a state names its class).
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_STATE_VERSION = 1
+
+
+def _plain(value):
+    """A bit generator's state as JSON-able plain data (NumPy arrays and ints as lists and
+    ints): what ``MiniBatches.state_dict`` returns and a checkpoint stores."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _bit_generator(state, what):
+    """A new bit generator in ``state`` (a ``bit_generator.state`` dict), validated."""
+    if not isinstance(state, dict) or state.get("bit_generator") not in _BIT_GENERATORS:
+        raise ValueError(f"{what} must be a numpy bit generator state (a dict naming one of "
+                         f"{list(_BIT_GENERATORS)}), got {state!r:.100}")
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{what} is not a valid {state['bit_generator']} state: "
+                         f"{type(exc).__name__}: {exc}") from None
+    return bit_generator
 
 
 def _read_only(name, hint):
@@ -89,6 +133,11 @@ class MiniBatches:
     the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
     fixes them, and an assignment during an epoch takes effect at the next one.
 
+    **Checkpoints.** :meth:`state_dict` holds the generator's state and the position within
+    the epoch being iterated; :meth:`load_state_dict` (or ``opt.load(path, batches=loader)``
+    after ``opt.save(path, batches=loader)``) makes a new ``MiniBatches`` over the same data go
+    on with exactly the batches this one would have yielded next, mid-epoch included.
+
     Parameters
     ----------
     X : ndarray
@@ -97,9 +146,9 @@ class MiniBatches:
         Labels: 1-D with one entry per example, or 2-D with examples along ``axis``.
     batch_size : int, default 64
         >= 1.
-    seed : None, int or numpy.random.Generator, optional
-        Source of the permutations: ``np.random.default_rng(seed)``, or the given Generator
-        itself (which it then advances).
+    seed : None, int, sequence of int, SeedSequence, BitGenerator or Generator, optional
+        Source of the permutations: ``np.random.default_rng(seed)`` (anything it takes), or
+        the given Generator itself (which it then advances).
     axis : {1, 0}, default 1
         1: one example per column, X is ``(features, examples)`` (the assignment's layout);
         0: one example per row, X is ``(examples, features)``.
@@ -164,6 +213,8 @@ class MiniBatches:
         self._epoch = 0
         self._buffers = {}
         self._rank, self._world = _v.check_rank_world(rank, world)
+        self._run = None      # the _Epoch last started
+        self._resume = None   # (state, batches done, batch_size, drop_last) from a state dict
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -223,8 +274,16 @@ class MiniBatches:
 
     def __iter__(self):
         self._epoch += 1
-        run = _Epoch(self)
-        perm = self._rng.permutation(run.m)
+        resume, self._resume = self._resume, None
+        if resume is None:
+            # The state before the draw, for state_dict (~3 us, once an epoch).
+            run = _Epoch(self, self._rng.bit_generator.state)
+            perm = self._rng.permutation(run.m)
+        else:  # the epoch a state dict was saved in, drawn again from its starting state
+            start, done, batch_size, drop_last = resume
+            run = _Epoch(self, start, done, batch_size, drop_last)
+            perm = np.random.Generator(_bit_generator(start, "state")).permutation(run.m)
+        self._run = run
         if self._world > 1:
             return self._rank_batches(self._epoch, run, perm)
         return self._epoch_batches(self._epoch, run, perm)
@@ -254,6 +313,8 @@ class MiniBatches:
                 y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
                 y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
         for k, size in enumerate(sizes):
+            if k < run.done:  # resumed mid-epoch (load_state_dict): already handed out
+                continue
             self._check_current(epoch)
             if size == 0:
                 batch = self._empty_batch(run)
@@ -263,6 +324,7 @@ class MiniBatches:
                 batch = self._rank_rows(run, local[k * b:k * b + size])
             if run.copy:
                 batch = tuple(a.copy() for a in batch)
+            run.done += 1  # counted when handed out: a state_dict taken now resumes after it
             yield batch if run.Y is not None else batch[0]
 
     def _rank_columns(self, run, key, data, local, b):
@@ -278,12 +340,14 @@ class MiniBatches:
 
     def _rank_rows(self, run, rows):
         X, Y, ops, b = run.X, run.Y, self._ops, rows.shape[0]
-        x_buf = self._buffer(run, "rank X", (run.batch_size, X.shape[1]), X.dtype)[:b]
+        # A part never holds more than the global batch nor more than the data.
+        rows_max = min(run.batch_size, run.m)
+        x_buf = self._buffer(run, "rank X", (rows_max, X.shape[1]), X.dtype)[:b]
         ops.take_rows(X, rows, x_buf)
         if Y is None:
             return (x_buf,)
         y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-        y_buf = self._buffer(run, "rank Y", (run.batch_size, y2.shape[1]), Y.dtype)[:b]
+        y_buf = self._buffer(run, "rank Y", (rows_max, y2.shape[1]), Y.dtype)[:b]
         ops.take_rows(y2, rows, y_buf)
         return x_buf, (y_buf[:, 0] if Y.ndim == 1 else y_buf)
 
@@ -327,8 +391,10 @@ class MiniBatches:
         starts = batch_starts(run.m, run.batch_size, run.drop_last)
         if run.axis == 1:
             batches = self._column_epoch(run, perm[:starts.stop])  # drop_last: only what is used
+            for _ in range(run.done):  # resumed mid-epoch: skip what was handed out
+                next(batches)
         else:
-            batches = self._row_batches(run, perm, starts)
+            batches = self._row_batches(run, perm, starts[run.done:])
         batches = iter(batches)
         while True:
             self._check_current(epoch)
@@ -337,6 +403,7 @@ class MiniBatches:
                 return
             if run.copy:
                 batch = tuple(b.copy() for b in batch)
+            run.done += 1  # counted when handed out: a state_dict taken now resumes after it
             yield batch if run.Y is not None else batch[0]
 
     def _column_epoch(self, run, perm):
@@ -347,12 +414,104 @@ class MiniBatches:
         y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
         return zip(x_blocks, self._column_blocks(run, "Y", y2, perm))
 
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def state_dict(self):
+        """Where the batches are: enough for a new ``MiniBatches`` over the same data to go on
+        exactly as this one does, mid-epoch included.
+
+        Returns
+        -------
+        dict
+            Plain data (JSON-able, no arrays): ``"rng"``, the generator's state
+            (``rng.bit_generator.state``); ``"epoch"``, None between epochs, or, while an
+            epoch is being iterated, the generator's state before it drew that epoch's
+            permutation, the number of batches handed out (the one being used counts) and the
+            epoch's ``batch_size`` and ``drop_last``; the current ``batch_size`` and
+            ``drop_last``; and ``m`` and ``axis``, checked on load. ``Optimizer.save(path,
+            batches=loader)`` stores it in the optimizer's checkpoint.
+        """
+        run, epoch = self._run, None
+        if self._resume is not None:  # loaded, not iterated since
+            start, done, batch_size, drop_last = self._resume
+            epoch = {"rng": start, "batches": done, "batch_size": batch_size,
+                     "drop_last": drop_last}
+        elif run is not None and run.done < run.batches():
+            epoch = {"rng": _plain(run.start), "batches": run.done,
+                     "batch_size": run.batch_size, "drop_last": run.drop_last}
+        return {"loader": "MiniBatches", "version": _STATE_VERSION, "m": self._m,
+                "axis": self._axis, "batch_size": self._batch_size,
+                "drop_last": self._drop_last, "rng": _plain(self._rng.bit_generator.state),
+                "epoch": epoch}
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict`: the next ``iter()`` goes on where the saved loader was
+        (the rest of its epoch, from the batch after the last one handed out, or the next
+        epoch), yielding the same batches.
+
+        The loader gets a new Generator in the saved state (the one it had is left alone);
+        ``batch_size`` and ``drop_last`` are restored; an iteration in progress becomes stale
+        (it raises ``RuntimeError``). ``rank`` and ``world`` are not part of the state: every
+        rank draws the same permutations, so a state resumes at any world size. Everything is
+        validated first (``m`` and ``axis`` must be this loader's); on any error nothing
+        changes.
+        """
+        self._apply_state(self._check_state(state))
+
+    def _check_state(self, state):
+        """Validate a :meth:`state_dict` for this loader; return what ``_apply_state`` sets."""
+        _v.check_mapping(state, "state")
+        missing = [k for k in ("loader", "version", "m", "axis", "batch_size", "drop_last",
+                               "rng", "epoch") if k not in state]
+        if missing or state["loader"] != "MiniBatches":
+            raise ValueError(f"state is not a MiniBatches state_dict (missing {missing})"
+                             if missing else f"state is for a {state['loader']!r}, not a "
+                             f"MiniBatches")
+        if state["version"] != _STATE_VERSION:
+            raise ValueError(f"state has version {state['version']!r}; this fastopt reads "
+                             f"{_STATE_VERSION}")
+        for key, mine in (("m", self._m), ("axis", self._axis)):
+            if not (isinstance(state[key], numbers.Integral) and state[key] == mine):
+                raise ValueError(f"state is for data with {key}={state[key]!r}; this "
+                                 f"MiniBatches has {key}={mine!r}: resume over the same data")
+        batch_size = _v.check_count(state["batch_size"], "state['batch_size']")
+        drop_last = _v.check_bool(state["drop_last"], "state['drop_last']")
+        rng = np.random.Generator(_bit_generator(state["rng"], "state['rng']"))
+        resume = state["epoch"]
+        if resume is not None:
+            _v.check_mapping(resume, "state['epoch']")
+            missing = [k for k in ("rng", "batches", "batch_size", "drop_last")
+                       if k not in resume]
+            if missing:
+                raise ValueError(f"state['epoch'] is missing {missing}")
+            e_size = _v.check_count(resume["batch_size"], "state['epoch']['batch_size']")
+            e_drop = _v.check_bool(resume["drop_last"], "state['epoch']['drop_last']")
+            _bit_generator(resume["rng"], "state['epoch']['rng']")
+            done = _v.check_count(resume["batches"], "state['epoch']['batches']", 0)
+            n = len(batch_starts(self._m, e_size, e_drop))
+            if done >= n:
+                raise ValueError(f"state['epoch']['batches'] is {done}; that epoch has {n} "
+                                 f"batches, so at most {n - 1} can have been handed out")
+            resume = (_plain(resume["rng"]), done, e_size, e_drop)
+        return batch_size, drop_last, rng, resume
+
+    def _apply_state(self, checked):
+        batch_size, drop_last, rng, resume = checked
+        if (batch_size, drop_last) != (self._batch_size, self._drop_last):
+            self._buffers = {}
+        self._batch_size, self._drop_last = batch_size, drop_last
+        self._rng, self._resume, self._run = rng, resume, None
+        self._epoch += 1  # an iteration in progress is stale now
+
     def _row_batches(self, run, perm, starts):
         X, Y, ops, b = run.X, run.Y, self._ops, run.batch_size
-        x_buf = self._buffer(run, "X", (b, X.shape[1]), X.dtype)
+        # Sized by the largest batch there can be, not by batch_size: batch_size=10**9 over
+        # 3 MB of data must not ask for terabytes (a batch holds at most m rows).
+        rows_max = min(b, run.m)
+        x_buf = self._buffer(run, "X", (rows_max, X.shape[1]), X.dtype)
         if Y is not None:
             y2 = Y[:, np.newaxis] if Y.ndim == 1 else Y
-            y_buf = self._buffer(run, "Y", (b, y2.shape[1]), Y.dtype)
+            y_buf = self._buffer(run, "Y", (rows_max, y2.shape[1]), Y.dtype)
         for k0 in starts:
             rows = perm[k0:k0 + b]
             bk = rows.shape[0]
@@ -380,7 +539,10 @@ def rank_part(perm, batch_size, drop_last, rank, world):
     # Every full batch splits alike: the first batch_size % world parts get one more example.
     small, extra = divmod(batch_size, world)
     b, start = small + (rank < extra), rank * small + min(rank, extra)
-    index = (np.arange(full)[:, np.newaxis] * batch_size + start + np.arange(b)).reshape(-1)
+    # No full batch, no index: np.arange(b) alone would be 8 bytes per example of a batch_size
+    # that may be far beyond m (10**9 asked 2.7 GB of a 100,000-example epoch).
+    index = (np.arange(full)[:, np.newaxis] * batch_size + start + np.arange(b)).reshape(-1) \
+        if full else np.zeros(0, np.intp)
     parts, sizes = [perm[index]], [b] * full
     if m % batch_size and not drop_last:
         parts.append(np.array_split(perm[full * batch_size:], world)[rank])

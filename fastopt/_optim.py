@@ -186,21 +186,23 @@ class Optimizer:
 
     @property
     def t(self):
-        """Steps taken (skipped steps excluded); assign an integer >= 0 to move the count."""
+        """Steps taken (skipped steps excluded); assign an integer in ``[0, 2**63 - 1]`` to move
+        the count (a checkpoint stores it as int64)."""
         return self._t
 
     @t.setter
     def t(self, value):
-        self._t = _v.check_count(value, "t", 0)
+        self._t = _v.check_step_count(value, "t")
 
     @property
     def skipped(self):
-        """Steps skipped for non-finite gradients (``nonfinite="skip"``)."""
+        """Steps skipped for non-finite gradients (``nonfinite="skip"``); assignable like
+        ``t``."""
         return self._skipped
 
     @skipped.setter
     def skipped(self, value):
-        self._skipped = _v.check_count(value, "skipped", 0)
+        self._skipped = _v.check_step_count(value, "skipped")
 
     @property
     def last_grad_norm(self):
@@ -368,16 +370,17 @@ class Optimizer:
         Returns
         -------
         dict
-            ``{"optimizer", "version", "keys", "t", "skipped", "hyperparameters", "params",
-            "state"}``; ``params`` is a list of arrays in parameter order, ``state`` a dict of
-            such lists.
+            ``{"optimizer", "version", "keys", "t", "skipped", "last_grad_norm",
+            "hyperparameters", "params", "state"}``; ``params`` is a list of arrays in
+            parameter order, ``state`` a dict of such lists.
         """
         return _checkpoint.state_dict(self, copy=True)
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`: parameters and state are copied into the existing
-        arrays (packing and views are kept); the step count and the hyperparameters (``lr``
-        and its schedule included) are taken from ``state``, as torch does.
+        arrays (packing and views are kept); the step counts, ``last_grad_norm`` and the
+        hyperparameters (``lr`` and its schedule included) are taken from ``state``, as torch
+        does.
 
         Everything is validated first: optimizer type, format version, keys, shapes, dtypes,
         the state arrays present, and every hyperparameter with the constructor's checks (those
@@ -386,24 +389,42 @@ class Optimizer:
         """
         _checkpoint.load_state_dict(self, state)
 
-    def save(self, path):
+    def save(self, path, batches=None):
         """Write :meth:`state_dict` to a ``.npz`` file, atomically.
 
         The file is written next to ``path`` under a temporary name, flushed to disk, then
         renamed over ``path``: a crash leaves either the old file or the new one, never half of
-        one. Only plain arrays and plain data are stored (a schedule as its class name and
-        arguments, no pickles).
-        """
-        _checkpoint.save(self, path)
+        one. It is created as ``open()`` creates files (0666 less the umask). Only plain arrays
+        and plain data are stored (a schedule as its class name and arguments, no pickles), so
+        a schedule that is not one of ``fastopt.schedules``' classes (a subclass of
+        ``Schedule`` of your own) is refused with a ``TypeError`` before anything is written:
+        the file could not be loaded.
 
-    def load(self, path):
+        Parameters
+        ----------
+        path : str or os.PathLike
+        batches : fastopt.MiniBatches, optional
+            Also store its :meth:`~fastopt.MiniBatches.state_dict` (generator state and
+            position within the epoch): ``load(path, batches=loader)`` then resumes the
+            optimizer and the loader together, bit for bit, mid-epoch included.
+        """
+        _checkpoint.save(self, path, batches)
+
+    def load(self, path, batches=None):
         """Restore a checkpoint written by :meth:`save` (see :meth:`load_state_dict`).
 
         The file is read with ``allow_pickle=False``: a file holding pickled objects is
         rejected, never unpickled. A truncated or corrupted file raises ``ValueError``; in
-        every failure the optimizer and its parameters are unchanged.
+        every failure the optimizer and its parameters (and ``batches``) are unchanged.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        batches : fastopt.MiniBatches, optional
+            Restore the loader state saved with ``save(path, batches=...)`` into it (the file
+            must hold one), validated with the rest before anything changes.
         """
-        _checkpoint.load(self, path)
+        _checkpoint.load(self, path, batches)
 
     # -- access ------------------------------------------------------------------------------
 

@@ -115,6 +115,32 @@ def check_count(value, name, minimum=1):
     return value
 
 
+# A checkpoint stores an optimizer's step counts as int64 (docs/contract.md: plain arrays only):
+# a count that cannot be written is refused when it is assigned or loaded, not at save time.
+MAX_COUNT = 2 ** 63 - 1
+
+
+def check_step_count(value, name):
+    """Return the step count ``value`` (``t``, ``skipped``) as a Python int in
+    ``[0, 2**63 - 1]``."""
+    value = check_count(value, name, 0)
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be an integer in [0, 2**63 - 1] (a checkpoint stores it "
+                         f"as int64), got {value}")
+    return value
+
+
+def check_grad_norm(value, name):
+    """Return a gradient norm as read back from a checkpoint: None (no step clipped yet) or a
+    float >= 0, inf or NaN (the norm of a non-finite gradient)."""
+    if value is None:
+        return None
+    value = _real_or_nonfinite(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be None or a norm (>= 0, inf or NaN), got {value!r}")
+    return value
+
+
 def check_step(t, name="t"):
     """Return the Adam step ``t`` as a Python int; it must be an integer >= 1.
 
@@ -492,13 +518,27 @@ def check_legacy_seed(seed):
     return seed
 
 
-def check_rng(seed):
-    """Return a ``np.random.Generator`` for ``seed``: None, an int >= 0, or a Generator."""
+def check_rng(seed, name="seed"):
+    """Return a ``np.random.Generator`` for ``seed``: whatever ``np.random.default_rng`` takes
+    (None, an int >= 0, a sequence of them, a ``SeedSequence``, a ``BitGenerator``), or a
+    Generator itself (used as it is, and advanced)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None:
-        seed = check_count(seed, "seed", 0)
-    return np.random.default_rng(seed)
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (numbers.Integral, bool)):
+        return np.random.default_rng(check_count(seed, name, 0))
+    what = (f"{name} must be an integer >= 0, a sequence of them, a numpy.random.SeedSequence, "
+            f"BitGenerator or Generator, or None (what np.random.default_rng takes)")
+    if isinstance(seed, (str, bytes, float, complex)) or (
+            isinstance(seed, np.ndarray) and seed.dtype.kind not in "iu"):
+        raise TypeError(f"{what}; got {_describe(seed)}")
+    try:
+        return np.random.default_rng(seed)
+    except TypeError:
+        raise TypeError(f"{what}; got {_describe(seed)} {seed!r:.80}") from None
+    except ValueError as exc:  # a negative entry, an empty sequence
+        raise ValueError(f"{what}; got {seed!r:.80} ({exc})") from None
 
 
 def check_rank_world(rank, world):

@@ -25,7 +25,16 @@ Slices start and end on the 1024-item blocks of the clipping sum (``fastopt._ops
 with ``max_grad_norm`` and sharded state each rank computes its blocks' sums, the ranks
 exchange them (8 bytes per 1024 items) and every rank adds them in the single-process order:
 the same norm, bit for bit.
+
+Before step 1 above, every step starts with one small ``Allgather``: each rank's status (did
+its own checks pass?) and fingerprint (``t``, ``skipped``, every hyperparameter).
+All ranks then decide alike: a rank whose gradients were refused raises its error and every
+other rank raises one naming it, or, when the fingerprints differ (``opt.lr = 0.5`` or
+``opt.t = 100`` on one rank only), every rank raises naming the ranks and the field; in both
+cases before anything is exchanged or written, so no rank waits forever in a collective and no
+step is ever paired with another rank's next one.
 """
+import hashlib
 import math
 import os
 import time
@@ -47,7 +56,13 @@ from ._packing import PackedArrays, pack_like
 from ._scalars import clip_coefficient
 from .reference._ops import SUMSQ_BLOCK
 
-__all__ = ["DistributedOptimizer", "shard_bounds"]
+__all__ = ["DistributedOptimizer", "RankError", "shard_bounds"]
+
+
+class RankError(ValueError):
+    """Another rank could not step, or the ranks' optimizers differ: raised on every rank
+    together, before anything is exchanged or written (the rank whose own check failed raises
+    that error itself)."""
 
 _MPI_TYPES = {np.dtype(np.float32): MPI.FLOAT, np.dtype(np.float64): MPI.DOUBLE}
 # MPI counts and displacements are C ints: a buffer beyond this many items needs MPI-4's large
@@ -207,19 +222,30 @@ class DistributedOptimizer:
         if failed:
             raise ValueError(f"the optimizer could not be built on rank(s) "
                              f"{[r for r, _ in failed]}: {failed[0][1]}")
-        for what, name in (("layout", "params' layout and dtype"),
-                           ("optimizer", "optimizer class, shard_state and average"),
-                           ("hyperparameters", "hyperparameters"),
-                           ("checksum", "params' values (CRC-32 of the buffer)")):
+        for what, name, advice in (
+                ("layout", "params' layout and dtype",
+                 "pack the same arrays (keys, shapes, order, dtype) on every rank"),
+                ("optimizer", "optimizer class, shard_state and average",
+                 "pass the same optimizer_class, shard_state and average on every rank"),
+                ("hyperparameters", "hyperparameters",
+                 "pass the same hyperparameters (lr, schedules, betas, ...) on every rank"),
+                ("checksum", "params' values (CRC-32 of the buffer)",
+                 "build the parameters from the same seed or broadcast them first")):
             differ = [r for r, x in enumerate(everyone) if x[what] != everyone[0][what]]
             if differ:
-                raise ValueError(f"params must be the same on every rank: the {name} of "
-                                 f"rank(s) {differ} differ from rank 0's; build the "
-                                 f"parameters from the same seed or broadcast them first")
+                raise ValueError(f"every rank must build the same DistributedOptimizer: the "
+                                 f"{name} of rank(s) {differ} differ from rank 0's; {advice}")
         self._inner = inner
         self._ops = optimizer_class._ops
         self._setup_buffers(lo, hi)
         self._timings = {"communication": 0.0, "compute": 0.0, "steps": 0}
+        # The per-step agreement (_agree): one int64 row per rank, [status, t, skipped, a
+        # 63-bit hash of each hyperparameter]; the hashes recomputed only when the optimizer's
+        # hyperparameter dict is replaced (every assignment replaces it).
+        self._fields = ("t", "skipped", *inner._hyper_attributes())
+        self._record = np.zeros(1 + len(self._fields), np.int64)
+        self._records = np.zeros((self._world, self._record.size), np.int64)
+        self._hashed = None
 
     def _identity(self, optimizer_class, inner, error):
         """What the ranks compare at construction."""
@@ -288,10 +314,22 @@ class DistributedOptimizer:
         bool
             True if the parameters were updated, False if every rank skipped the step
             (``nonfinite="skip"`` and a non-finite reduced gradient).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On the rank whose ``grads`` (or parameters, or learning rate at this step) fail
+            the checks; every other rank raises :class:`RankError` naming that rank and its
+            message. Nothing is exchanged or written on any rank, and the next ``step`` on
+            every rank is again the same step.
+        RankError
+            On every rank, when the ranks' step counts or hyperparameters differ (say
+            ``opt.lr`` assigned on one rank only): it names the ranks that differ from rank 0
+            and the field. Nothing is exchanged or written.
         """
-        self._check_grads(grads)
         comm, typ = self._comm, self._mpi_type
         t0 = time.perf_counter()
+        self._agree(grads)
         if self._world == 1:
             # One rank: the reduced gradient is g_0 itself (times 1/1 changes no bit).
             t1 = t0
@@ -332,6 +370,73 @@ class DistributedOptimizer:
         timings["compute"] += (t4 - t0) - comm_time
         timings["steps"] += 1
         return updated
+
+    def _agree(self, grads):
+        """Every rank's checks, then one collective that tells every rank whether all passed
+        and whether the ranks' optimizers agree: the same decision everywhere, before any
+        exchange (see the module docstring).
+
+        Cost: an ``Allgather`` of ``8 * (3 + hyperparameters)`` bytes per rank (96 for Adam)
+        and the local checks. Measured with ``benchmarks/ab_agreement.py`` (medians of 2000
+        alternating steps, mpich, world 2, one thread per rank, this 2-core machine shared at
+        load 3-4): +6 to +10 us a step at 1e3 float32 Adam items (20 -> 26 us) and +7 to +12
+        us at 1e4 (54 -> 63 us); one disturbed run of three showed +56 us on one rank. The
+        hyperparameters' hashes are recomputed only when the optimizer's hyperparameter dict
+        is replaced (each assignment replaces it).
+        """
+        inner, error = self._inner, None
+        try:
+            self._check_grads(grads)
+            if not self._params.buffer.flags.writeable:
+                raise ValueError("params' buffer was made read-only after construction; the "
+                                 "step writes it: make it writeable again")
+            inner._lr_now()  # a schedule's value out of range: refused here, not mid-step
+        except (TypeError, ValueError) as exc:
+            error = exc
+        if self._world == 1:
+            if error is not None:
+                raise error
+            return
+        record, records = self._record, self._records
+        record[:3] = (error is not None, inner._t, inner._skipped)
+        if self._hashed is not inner._hyper:
+            hyper = inner._hyper
+            for i, name in enumerate(self._fields[2:], start=3):
+                text = repr(_checkpoint.encode(hyper[name])).encode()
+                record[i] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(),
+                                           "little") >> 1
+            self._hashed = hyper
+        # Counted in timings' communication: step's clock starts before this.
+        self._comm.Allgather(record, records)
+        rows = records.tolist()  # ~1 us; NumPy's any() and != would be several
+        if rows.count(rows[0]) == len(rows) and not rows[0][0]:
+            return
+        if any(row[0] for row in rows):
+            # Only on failure: a second collective tells everyone the messages.
+            messages = self._comm.allgather(
+                None if error is None else f"{type(error).__name__}: {error}")
+            if error is not None:
+                raise error
+            failed = [r for r, m in enumerate(messages) if m is not None]
+            raise RankError(f"rank(s) {failed} could not take step {inner.t + 1}, so no rank "
+                            f"took it (nothing was exchanged or written); rank {failed[0]} "
+                            f"said: {messages[failed[0]]}")
+        differ = records[:, 1:] != records[0, 1:]
+        if differ.any():
+            columns = np.flatnonzero(differ.any(axis=0))
+            fields = [self._fields[j] for j in columns]
+            values = self._comm.allgather(
+                {f: (getattr(inner, f) if f in ("t", "skipped") else inner._hyper[f])
+                 for f in fields})
+            parts = []
+            for j, f in zip(columns, fields):
+                ranks = [int(r) for r in np.flatnonzero(differ[:, j])]
+                parts.append(f"{f} is {values[0][f]!r} on rank 0 but "
+                             + ", ".join(f"{values[r][f]!r} on rank {r}" for r in ranks))
+            raise RankError(f"the ranks' optimizers differ: {'; '.join(parts)}. Every rank "
+                            f"must assign the same hyperparameters, t and skipped at the same "
+                            f"point (a collective decision); nothing was exchanged or written "
+                            f"on any rank")
 
     def _check_grads(self, grads):
         params = self._params
@@ -410,7 +515,7 @@ class DistributedOptimizer:
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path, batches=None):
         """Write one checkpoint file from rank 0; a collective call.
 
         The state is gathered on rank 0, which writes the file of a single-process
@@ -418,6 +523,10 @@ class DistributedOptimizer:
         atomic, plain arrays, no pickle): ``fastopt.Adam(params, ...).load(path)`` reads it, and
         so does :meth:`load` at any world size. With ``shard_state`` rank 0 holds the full
         state while it writes (twice the state's size, once).
+
+        ``batches``: this rank's ``MiniBatches(..., rank=, world=)``; rank 0's position is
+        stored (every rank's is the same: the same permutations, the same batches handed out),
+        and ``load(path, batches=)`` restores it on every rank, at any world size.
         """
         path = os.fspath(path)
         inner, root = self._inner, self._rank == 0
@@ -432,9 +541,9 @@ class DistributedOptimizer:
         if root:
             try:
                 if self._shard_state:
-                    self._single(full).save(path)
+                    self._single(full).save(path, batches)
                 else:
-                    inner.save(path)
+                    inner.save(path, batches)
             except Exception as exc:  # told to every rank, then raised
                 error = exc
         message = self._comm.bcast(None if error is None else f"{type(error).__name__}: "
@@ -454,17 +563,19 @@ class DistributedOptimizer:
         single.load_state_dict({
             "optimizer": type(inner).__name__, "version": _checkpoint.FORMAT_VERSION,
             "keys": [key for key, _, _ in self._layout], "t": inner.t,
-            "skipped": inner.skipped, "hyperparameters": inner.hyperparameters,
+            "skipped": inner.skipped, "last_grad_norm": inner.last_grad_norm,
+            "hyperparameters": inner.hyperparameters,
             "params": single._params,
             "state": {s: [buf[o:o + n].reshape(shape)
                           for (o, n), shape in zip(entries, shapes)]
                       for s, buf in full_state.items()}})
         return single
 
-    def load(self, path):
+    def load(self, path, batches=None):
         """Restore a checkpoint written by :meth:`save` (at any world size, either mode) or by
         a single-process optimizer of the same class over the same packed layout; a
-        collective call.
+        collective call. ``batches``: this rank's ``MiniBatches``, restored to the position
+        saved with ``save(path, batches=)`` (validated on every rank first).
 
         Rank 0 reads and validates the file (``allow_pickle=False``, everything checked
         before anything changes, as ``Optimizer.load``); on failure every rank raises and
@@ -477,9 +588,13 @@ class DistributedOptimizer:
         header, single, error = None, None, None
         if root:
             try:
+                if batches is not None:
+                    _checkpoint._check_batches(batches)
                 single = type(inner)(pack_like(self._params), **inner.hyperparameters)
-                single.load(path)
+                state, batches_state = _checkpoint.read(single, path, batches is not None)
+                single.load_state_dict(state)
                 header = {"t": single.t, "skipped": single.skipped,
+                          "last_grad_norm": single.last_grad_norm, "batches": batches_state,
                           "hyperparameters": {k: _checkpoint.encode(v)
                                               for k, v in single.hyperparameters.items()}}
             except Exception as exc:
@@ -491,6 +606,22 @@ class DistributedOptimizer:
         if "error" in header:
             raise ValueError(f"rank 0 could not load the checkpoint {path!r}: "
                              f"{header['error']}")
+        checked = None
+        if batches is not None:  # every rank checks its own loader; all decide together
+            try:
+                _checkpoint._check_batches(batches)
+                checked = batches._check_state(header["batches"])
+            except (TypeError, ValueError) as exc:
+                error = exc
+            failed = comm.allgather(None if error is None
+                                    else f"{type(error).__name__}: {error}")
+            if error is not None:
+                raise error
+            bad = [r for r, m in enumerate(failed) if m is not None]
+            if bad:
+                raise RankError(f"rank(s) {bad} could not restore their MiniBatches from "
+                                f"{path!r}, so no rank loaded it; rank {bad[0]} said: "
+                                f"{failed[bad[0]]}")
         hyper = {k: _checkpoint.decode(v, f"hyperparameter {k!r}")
                  for k, v in header["hyperparameters"].items()}
         typ, buffer = self._mpi_type, self._params.buffer
@@ -510,7 +641,8 @@ class DistributedOptimizer:
                 states[s] = src if root else np.empty_like(buffer)
                 comm.Bcast([states[s], typ], root=0)
         state = {"optimizer": type(inner).__name__, "version": _checkpoint.FORMAT_VERSION,
-                 "t": header["t"], "skipped": header["skipped"], "hyperparameters": hyper}
+                 "t": header["t"], "skipped": header["skipped"],
+                 "last_grad_norm": header["last_grad_norm"], "hyperparameters": hyper}
         if self._shard_state:
             state.update(keys=[0], params=[buffer[lo:hi]],
                          state={s: [a] for s, a in states.items()})
@@ -523,6 +655,8 @@ class DistributedOptimizer:
                                     for (o, n), shape in zip(entries, shapes)]
                                 for s, a in states.items()})
         inner.load_state_dict(state)
+        if checked is not None:
+            batches._apply_state(checked)
 
     # -- access ----------------------------------------------------------------------------
 

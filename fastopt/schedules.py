@@ -42,6 +42,12 @@ class Schedule:
     A schedule is immutable: each field is validated once, in the constructor, and cannot be
     assigned again (an optimizer or a checkpoint holding it can rely on its values); build a new
     schedule to change one.
+
+    Checkpoints (``Optimizer.save``) store a schedule as its class name and fields, plain data,
+    and rebuild only the classes of this module. A subclass of your own can drive an optimizer,
+    but saving one that holds it raises ``TypeError`` before anything is written, rather than
+    write a file that cannot be loaded when training resumes: compose this module's schedules
+    (``LinearWarmup``, ``PiecewiseConstant``, ...) for a run you want to checkpoint.
     """
 
     _fields = ()

@@ -9,6 +9,7 @@ mini-batch split and the optional import run everywhere.
 """
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,15 @@ def test_mismatched_parameters_raise_on_every_rank(n):
 
 
 @needs_mpi
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_every_rank_decides_together_whether_a_step_proceeds(n):
+    # A gradient refused on one rank raises on every rank (no rank left in Alltoallv, no step
+    # paired with another's next one); hyperparameters or t assigned on one rank only raise on
+    # every rank naming the ranks and the field. A hang is aborted by common.py's watchdog.
+    assert f"OK agreement world={n}" in run_mpi(n, "agreement.py")
+
+
+@needs_mpi
 def test_checkpoint_moves_between_world_sizes(tmp_path):
     run_mpi(2, "checkpoint.py", "save", str(tmp_path))
     ckpt = tmp_path / "ckpt.npz"
@@ -96,6 +106,39 @@ def test_checkpoint_moves_between_world_sizes(tmp_path):
             with np.load(ckpt) as a, np.load(tmp_path / f"resaved-{n}-{shard}.npz") as b:
                 for key in a.files:
                     assert a[key].tobytes() == b[key].tobytes(), (n, shard, key)
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_training_resumes_bit_for_bit_mid_epoch_with_its_loader(n, tmp_path):
+    # save(path, batches=) mid-epoch, load(path, batches=) into fresh objects: the same bits
+    # as the run never interrupted, last_grad_norm included.
+    assert f"OK resume world={n}" in run_mpi(n, "resume.py", str(tmp_path))
+
+
+def readme_mpi_example():
+    """The README's data-parallel example: its one code block that builds a
+    DistributedOptimizer (fenced ``py``: it runs under mpiexec, not in test_docs)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```py(?:thon)?\n(.*?)```", text, re.S)
+              if "DistributedOptimizer(" in b and "mpiexec" in b]
+    assert len(blocks) == 1, "expected one data-parallel example in the README"
+    return blocks[0]
+
+
+@needs_mpi
+def test_readme_data_parallel_example_runs_under_mpiexec(tmp_path):
+    # As written: under mpiexec -n 2, in an empty directory; its checkpoint is the file of a
+    # single-process AdamW after 5 epochs of 4 batches, with the loader's position.
+    (tmp_path / "train.py").write_text(readme_mpi_example())
+    run_mpi(2, "train.py", cwd=tmp_path)
+    params = fastopt.pack({"w": np.ones((1, 20), np.float32), "b": np.ones((1, 1), np.float32)})
+    opt = fastopt.AdamW(params)
+    loader = fastopt.MiniBatches(np.zeros((20, 1000), np.float32), batch_size=64)
+    opt.load(tmp_path / "ckpt.npz", batches=loader)
+    assert opt.t == 20 and opt.lr == 1e-2 and opt.max_grad_norm == 1.0
+    assert loader.batch_size == 256 and loader.state_dict()["epoch"] is None
+    assert np.isfinite(params.buffer).all() and params.buffer.any()
 
 
 @needs_mpi

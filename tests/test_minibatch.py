@@ -276,3 +276,24 @@ def test_num_threads_api():
     assert fastopt.get_num_threads() == before
     with pytest.raises(ValueError, match="^n must be an integer >= 1, got 0"):
         fastopt.set_num_threads(0)
+
+
+@pytest.mark.parametrize("world", [1, 3])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_a_huge_batch_size_allocates_at_most_the_data(mod, axis, world):
+    # batch_size=10**9 over 3 MB: one batch of every example, in buffers of at most m examples
+    # (the row buffers were once sized by batch_size: 2.85 TiB asked for 3 MB of data).
+    m, n = 100_000, 8
+    X = data((m, n) if axis == 0 else (n, m), np.float32)
+    Y = np.arange(m)
+    loader = mod.MiniBatches(X, Y, batch_size=10**9, seed=0, axis=axis, rank=world - 1,
+                             world=world)
+    tracemalloc.start()
+    try:
+        (xb, yb), = list(loader)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert yb.shape == (len(np.array_split(np.arange(m), world)[-1]),)
+    assert np.array_equal(np.take(X, yb, axis=axis), xb)
+    assert peak < 3 * X.nbytes  # the buffers, the permutation and its parts: about 2 X

@@ -2,6 +2,7 @@
 job on the first failure (so that no rank waits forever in a collective), deterministic
 parameters and per-rank gradients, and the single-process run each rank compares itself to."""
 import sys
+import threading
 import traceback
 import zlib
 
@@ -23,6 +24,21 @@ def _abort(kind, value, tb):
 
 sys.excepthook = _abort
 
+# A rank left waiting in a collective must fail the test, not hang it: after WATCHDOG seconds
+# the job is aborted from a timer thread (mpi4py initialises MPI with MPI_THREAD_MULTIPLE).
+# The scripts take 1-5 s here; tests/test_distributed.py's own timeout is longer still.
+WATCHDOG = 90
+
+
+def _watchdog():
+    print(f"rank {RANK}: no end after {WATCHDOG} s: a rank is waiting for the others "
+          f"(a hang); aborting", file=sys.stderr, flush=True)
+    COMM.Abort(3)
+
+
+_timer = threading.Timer(WATCHDOG, _watchdog)
+_timer.daemon = True
+_timer.start()
 
 
 def make_params(dtype, shapes=SHAPES, seed=0):

@@ -21,12 +21,16 @@ params = make_params(np.float32)
 if RANK == 1:
     params["V"][17] = np.nextafter(params["V"][17], np.float32(np.inf))  # one ulp, one item
 msg = expect("rank(s) [1]", params=params, lr=0.01)
-assert "values" in msg
+assert "values" in msg and "from the same seed or broadcast them" in msg
+# Each difference says what to make equal (hyperparameters were once told to "build the
+# parameters from the same seed").
 params = make_params(np.float32)
 msg = expect(f"rank(s) {list(range(1, WORLD))}", params=params, lr=0.01 * (1 + RANK))
-assert "hyperparameters" in msg
+assert "hyperparameters" in msg and "pass the same hyperparameters" in msg, msg
+assert "seed" not in msg, msg
 params = make_params(np.float32 if RANK == 0 else np.float64)
-expect(f"rank(s) {list(range(1, WORLD))}", params=params, lr=0.01)
+msg = expect(f"rank(s) {list(range(1, WORLD))}", params=params, lr=0.01)
+assert "layout and dtype" in msg and "pack the same arrays" in msg and "seed" not in msg, msg
 # A bad hyperparameter on one rank: it raises its own error, every other rank hears of it
 # instead of waiting.
 params = make_params(np.float32)
