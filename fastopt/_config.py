@@ -26,6 +26,7 @@ def config():
         "thread_thresholds": kernels.thread_thresholds(),
         "compile_flags": kernels.CFLAGS,
         "fma_divisions": kernels.fast_divisions(),
+        "fma_divisions_up_to": kernels.FMA_DIVISIONS_UP_TO,
     }
 
 
@@ -58,6 +59,8 @@ def show_config(file=None):
               file=out)
     thresholds = ", ".join(f"{k} {v}" for k, v in c["thread_thresholds"].items())
     print(f"  threads from     : {thresholds} items (take_rows: bytes)", file=out)
-    print(f"  Adam bias divs   : {'FMA sequence, no divider' if c['fma_divisions'] else 'divider'}"
-          " (docs/contract.md §10)", file=out)
+    print(f"  Adam bias divs   : "
+          + (f"FMA sequence, no divider, up to {c['fma_divisions_up_to']:,} items (the divider "
+             f"above)" if c["fma_divisions"] else "divider") + " (docs/contract.md §10)",
+          file=out)
     print(f"  compile flags    : {c['compile_flags']}", file=out)

@@ -15,6 +15,7 @@ CFLAGS: str
 SUMSQ_BLOCK: int
 FMA: bool
 DIV_CHUNK_BYTES: int
+FMA_DIVISIONS_UP_TO: int
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -921,11 +921,25 @@ cdef void _adam_range(const void* args, Py_ssize_t start, Py_ssize_t stop) noexc
         fastopt_set_csr(csr)
 
 
+# The FMA divisions pay while the call's arrays stay in the last-level cache, where the loop
+# is bound by arithmetic. Once they stream from memory, the sequence's extra work (the copy of
+# param, the flag reads, more instructions in flight per item, so fewer loads outstanding) costs
+# more than the divider: divider time / sequence time, one thread, t = 10, median of alternating
+# calls on an AMD EPYC Zen 4 with a 32 MB L3 (above 1, the sequence is faster):
+#   float32  5e5 1.27   1e6 1.20   2e6 0.83   1e7 0.85-0.95
+#   float64  5e5 1.37   1e6 1.22   2e6 0.81
+# so a call of more than 2**20 items divides. (glibc's figure for the L3 size is 320 MB in this
+# virtual machine, so the limit is a count measured here, not one derived from the cache.)
+cdef Py_ssize_t _FMA_DIVISIONS_UP_TO = 1 << 20
+FMA_DIVISIONS_UP_TO = _FMA_DIVISIONS_UP_TO
+"""Adam calls of at most this many items divide by the FMA sequence (where it is used at all)."""
+
+
 cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta2, double eps,
                         double bias1, double bias2, double weight_decay, bint decoupled,
-                        bint maximize, double grad_scale) noexcept:
+                        bint maximize, double grad_scale, Py_ssize_t n) noexcept:
     """Fill everything of ``a`` but the array pointers (shared by :func:`adam` and
-    :func:`adam_checked`)."""
+    :func:`adam_checked`); ``n`` is the number of items the call updates."""
     cdef float f1 = <float>bias1, f2 = <float>bias2
     a.f64 = f64
     a.decay = 0 if weight_decay == 0 else (2 if decoupled else 1)
@@ -951,6 +965,7 @@ cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta
     # slower (1.22x at 1e5 with the sequence). Deciding it here also spares that loop the
     # MXCSR save and restore.
     a.fast = (FASTOPT_FMA and _fast_divisions_on and (a.bias == 2 or (f64 and a.bias == 1))
+              and n <= _FMA_DIVISIONS_UP_TO
               and (fastopt_csr() & _CSR_MODE) == _CSR_MODE_OK
               and _recip(&a.r1, bias1, f64) and _recip(&a.r2, bias2, f64))
 
@@ -998,7 +1013,7 @@ def adam(floating[::1] param not None, const floating[::1] grad not None,
     if v_max is not None and v_max.shape[0] != n:
         _length_error("v_max", v_max.shape[0], n)
     _adam_scalars(&a, floating is double, lr, beta1, beta2, eps, bias1, bias2, weight_decay,
-                  decoupled, maximize, grad_scale)
+                  decoupled, maximize, grad_scale, n)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.m, a.v, a.v_max = <char*>_ptr(m), <char*>_ptr(v), <char*>_ptr(v_max)
     a.amsgrad = v_max is not None
@@ -1240,10 +1255,10 @@ def adam_checked(param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_deca
             maximize is not True and maximize is not False):
         return False
     ref = <cnp.ndarray>param
+    size = cnp.PyArray_SIZE(ref)
     _adam_scalars(&a, <void*>cnp.PyArray_DESCR(ref) == <void*>_F64_DESCR, d_lr, d_b1, d_b2, d_eps,
                   1.0 - pow(d_b1, <double>step), 1.0 - pow(d_b2, <double>step), d_wd,
-                  decoupled is True, maximize is True, 1.0)
-    size = cnp.PyArray_SIZE(ref)
+                  decoupled is True, maximize is True, 1.0, size)
     a.param, a.grad = <char*>cnp.PyArray_DATA(ref), <const char*>cnp.PyArray_DATA(<cnp.ndarray>grad)
     a.m, a.v = <char*>cnp.PyArray_DATA(<cnp.ndarray>m), <char*>cnp.PyArray_DATA(<cnp.ndarray>v)
     a.v_max = NULL if v_max is None else <char*>cnp.PyArray_DATA(<cnp.ndarray>v_max)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import fastopt
+import fastopt.reference
 from fastopt import _dispatch
 from fastopt.testing import assert_ulp_equal
 
@@ -312,6 +313,29 @@ def test_both_paths_of_the_adam_loop_run(dtype, threads):
             fastopt.adam_update(p, g, m, v, 1, 1e-3)
             ran, redone = (b - a for a, b in zip(before, module.division_chunks()))
             assert ran >= 6 and 1 <= redone < ran
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_calls_beyond_the_cache_divide(dtype):
+    """A call of more than FMA_DIVISIONS_UP_TO items takes the divider (it waits on memory,
+    where the sequence costs more than it saves), one at the limit the sequence; both with
+    the reference's bits (§10.4)."""
+    for module in FMA_MODULES:
+        name = next(k for k, mod in _dispatch.MODULES.items() if mod is module)
+        for n, fast in ((module.FMA_DIVISIONS_UP_TO, True), (module.FMA_DIVISIONS_UP_TO + 1, False)):
+            rng = np.random.default_rng(n)
+            p = rng.standard_normal(n).astype(dtype)
+            g = rng.standard_normal(n).astype(dtype)
+            m = (rng.standard_normal(n) * 0.1).astype(dtype)
+            v = rng.random(n).astype(dtype)
+            want = [a.copy() for a in (p, m, v)]
+            fastopt.reference.adam_update(*want[:1], g, *want[1:], 3, 1e-3)
+            with _dispatch.using(name):
+                before = module.division_chunks()[0]
+                fastopt.adam_update(p, g, m, v, 3, 1e-3)
+                assert (module.division_chunks()[0] > before) == fast, (name, n)
+            for got, expected in zip((p, m, v), want):
+                assert_ulp_equal(got, expected)
 
 
 @needs_fma
