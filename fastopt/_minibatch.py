@@ -56,16 +56,13 @@ class _Epoch:
         self.buffers = mb._buffers
 
 
-def _read_only(name, hint):
-    def fset(self, value):
-        _v.read_only(self, name, hint)
-    return fset
+_read_only = _v.read_only_setter
 
 
 _NEW_LOADER = "make a new MiniBatches for other data or another axis"
 
 
-class MiniBatches:
+class MiniBatches(_v.StrictAttributes):
     """Shuffled mini-batches of ``X`` (and ``Y``), one epoch per iteration.
 
     Each ``iter()`` draws a new permutation from the generator and yields ``(X_batch, Y_batch)``
@@ -147,6 +144,8 @@ class MiniBatches:
     """
 
     _ops = _fast_ops
+    _attribute_hints = {"seed": "to reseed, assign rng = np.random.default_rng(seed)",
+                        "shuffle": "every epoch is shuffled; the order comes from rng"}
 
     def __init__(self, X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False,
                  copy=False, rank=0, world=1):

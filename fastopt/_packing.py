@@ -12,8 +12,10 @@ from . import _validation as _v
 
 __all__ = ["PackedArrays", "pack", "pack_like"]
 
+_ENTRIES_ARE_VIEWS = "every entry is a view of it; write into the entries, or pack a new dict"
 
-class PackedArrays(dict):
+
+class PackedArrays(_v.StrictAttributes, dict):
     """A dict of arrays that are views into one contiguous 1-D buffer (made by :func:`pack`).
 
     Reading works like any dict. **Writing copies into the buffer**, so that every entry stays
@@ -59,10 +61,10 @@ class PackedArrays(dict):
                         "fastopt.pack_like(packed)")
 
     buffer = property(lambda self: self._buffer,
-                      lambda self, value: _v.read_only(self, "buffer", _ENTRIES_ARE_VIEWS),
+                      _v.read_only_setter("buffer", _ENTRIES_ARE_VIEWS),
                       doc="The 1-D buffer that owns every entry's memory (read-only).")
     layout = property(lambda self: self._layout,
-                      lambda self, value: _v.read_only(self, "layout", _ENTRIES_ARE_VIEWS),
+                      _v.read_only_setter("layout", _ENTRIES_ARE_VIEWS),
                       doc="(key, shape, offset) of each entry in ``buffer`` (read-only).")
 
     # -- writes: every one copies into the buffer ------------------------------------------------
@@ -157,9 +159,6 @@ class PackedArrays(dict):
 
     def __repr__(self):
         return f"PackedArrays({dict.__repr__(self)})"
-
-
-_ENTRIES_ARE_VIEWS = "every entry is a view of it; write into the entries, or pack a new dict"
 
 
 def pack(params, dtype=None):
