@@ -55,7 +55,18 @@ def _real_or_nonfinite(value, name):
     # bool is an Integral; lr=True is a bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond the largest double, ~1.8e308
+        raise ValueError(f"{name} must be a real number within the range of a float "
+                         f"(|x| < 1.8e308), got {_describe(value)} {_abbreviated(value)}") from None
+
+
+def _abbreviated(value):
+    """An integer too long to print whole (10**400 has 401 digits) as its size."""
+    if isinstance(value, numbers.Integral) and abs(value) >= 10 ** 30:
+        return f"of {operator.index(value).bit_length()} bits"
+    return repr(value)
 
 
 def _real(value, name):
@@ -107,13 +118,24 @@ def check_bool(value, name):
     return bool(value)
 
 
-def check_count(value, name, minimum=1):
-    """Return ``value`` as a Python int; it must be an integer >= ``minimum``."""
+MAX_COUNT = 2 ** 63 - 1
+"""The largest count, size or step accepted: an int64, what a checkpoint stores (``t``) and what
+C takes for a size (``Py_ssize_t``); a larger int would raise ``OverflowError`` there, or in
+``float(t)`` (``beta ** t``, ``step / decay_steps``) past 1.8e308."""
+
+
+def check_count(value, name, minimum=1, maximum=MAX_COUNT):
+    """Return ``value`` as a Python int; it must be an integer >= ``minimum`` and, unless
+    ``maximum`` is None (a seed: any size), <= ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}"
+                         f"{' (2**63 - 1, a 64-bit count)' if maximum == MAX_COUNT else ''}, "
+                         f"got {_abbreviated(value)}")
     return value
 
 
@@ -123,7 +145,7 @@ def check_step(t, name="t"):
     A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
     implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
     """
-    if type(t) is int and t >= 1:
+    if type(t) is int and 1 <= t <= MAX_COUNT:
         return t
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an integer >= 1, got bool")
@@ -136,6 +158,9 @@ def check_step(t, name="t"):
     if t < 1:
         raise ValueError(
             f"{name} must be >= 1 (the number of Adam steps taken, counting this one), got {t}")
+    if t > MAX_COUNT:
+        raise ValueError(f"{name} must be <= 2**63 - 1 (a 64-bit step count), got "
+                         f"{_abbreviated(t)}")
     return t
 
 
@@ -158,8 +183,80 @@ def check_mapping(obj, name):
         raise TypeError(f"{name} must be a dict of arrays, got {_describe(obj)}")
 
 
+# ndarray subclasses are refused when they redefine indexing, shape or arithmetic: np.matrix
+# is always 2-D (its reshape(-1) is (1, n), so a kernel got "Buffer has wrong number of
+# dimensions" after the step count had moved), and a masked array's mask would be ignored by
+# the kernels, which write every element. Decided by what a class overrides, not by its name,
+# so that a subclass that only carries metadata is accepted, and np.memmap too (its own
+# __getitem__ only turns copies back into plain ndarrays).
+_PLAIN_SUBCLASSES = (np.memmap,)
+_REDEFINED = ("__getitem__", "__setitem__", "reshape", "ravel", "flatten", "__array_ufunc__",
+              "__array_function__")
+_changes_indexing_cache = {}
+
+
+def _changes_indexing(cls):
+    answer = _changes_indexing_cache.get(cls)
+    if answer is None:
+        answer = False
+        for klass in cls.__mro__:
+            if klass is np.ndarray or klass in _PLAIN_SUBCLASSES:
+                break
+            if any(name in vars(klass) for name in _REDEFINED):
+                answer = True
+                break
+        _changes_indexing_cache[cls] = answer
+    return answer
+
+
+def check_plain_array(arr, name):
+    """Refuse an ndarray subclass with its own indexing or arithmetic (np.matrix, masked
+    arrays); ``arr`` is already known to be an ndarray."""
+    cls = type(arr)
+    if cls is not np.ndarray and _changes_indexing(cls):
+        raise TypeError(
+            f"{name} is a {cls.__module__}.{cls.__qualname__}, an ndarray subclass with its own "
+            f"indexing or arithmetic (a numpy.matrix is always 2-D, a masked array's mask would "
+            f"be ignored); pass a plain ndarray over the same memory: np.asarray({name})")
+
+
+_KINDS = {"U": "strings", "S": "bytes", "c": "complex numbers", "O": "Python objects",
+          "M": "datetimes", "m": "timedeltas", "V": "raw records"}
+
+
+def converted(value, dtype, name):
+    """``value`` as an array of the float ``dtype``, for a copy into an existing array (a packed
+    entry); raises, having converted nothing in place, rather than convert with a loss NumPy
+    would make silently: strings (which it parses), complex numbers (it drops the imaginary
+    part), Python objects, and finite values beyond ``dtype``'s range (float64 1e300 becomes
+    float32 inf). Real numbers of any other dtype (bool, integers, floats) are rounded to
+    ``dtype`` as NumPy rounds them.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"{name} cannot be converted to {dtype}: {err}") from None
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        what = _KINDS.get(kind, f"values of dtype {arr.dtype}")
+        raise TypeError(f"{name} cannot be converted to {dtype}: it holds {what} (dtype "
+                        f"{arr.dtype}), and only real numbers are copied; convert them yourself "
+                        f"first (e.g. np.real(x), or np.asarray(x, dtype=float) for text)")
+    with np.errstate(over="ignore"):  # checked below, with the value named
+        out = arr.astype(dtype, copy=False)
+    if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:
+        overflow = np.isinf(out) & np.isfinite(arr)
+        if overflow.any():
+            where = tuple(int(i) for i in np.argwhere(overflow)[0])
+            raise ValueError(f"{name} holds {arr[where].item()!r} (at index {where}), beyond the range "
+                             f"of {out.dtype} (largest {np.finfo(out.dtype).max:.7g}): it would "
+                             f"become inf; scale it, or pack float64")
+    return out
+
+
 def check_float_array(arr, name, *, writeable):
-    """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked).
+    """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked), not
+    a subclass with its own indexing (:func:`check_plain_array`).
 
     Returns nothing; raises TypeError/ValueError naming ``name``.
     """
@@ -167,6 +264,7 @@ def check_float_array(arr, name, *, writeable):
         raise TypeError(
             f"{name} must be a numpy.ndarray of float32 or float64, got {_describe(arr)}; "
             f"convert it once with np.asarray(..., dtype=np.float32) and keep that array")
+    check_plain_array(arr, name)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; expected float32 or float64 "
@@ -432,9 +530,13 @@ def ewa_args(x, beta, bias_correction, out):
             x = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError):
             raise TypeError("x must be a 1-D float array or a sequence of numbers") from None
+        except OverflowError:  # an int beyond the largest double
+            raise ValueError("x holds an integer too large for a float (|x| < 1.8e308); pass "
+                             "finite real numbers") from None
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a 1-D numpy.ndarray of float32 or float64 (or a list of "
                         f"numbers), got {_describe(x)}")
+    check_plain_array(x, "x")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"x has dtype {x.dtype}; expected float32 or float64 "
                         f"(convert it with x.astype(np.float64))")
@@ -448,6 +550,7 @@ def ewa_args(x, beta, bias_correction, out):
     else:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy.ndarray or None, got {_describe(out)}")
+        check_plain_array(out, "out")
         check_same_layout(out, "out", x, "x")
         if not out.flags.writeable:
             raise ValueError("out is read-only; pass a writeable array or out=None")
@@ -476,6 +579,7 @@ def _check_data_array(arr, name):
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {_describe(arr)}; convert it once "
                         f"with np.asarray({name})")
+    check_plain_array(arr, name)
     if arr.dtype.hasobject:
         raise TypeError(f"{name} has dtype {arr.dtype}; mini-batches copy raw values, so object "
                         f"arrays are not supported (convert to a numeric or bool dtype)")
@@ -510,7 +614,7 @@ def check_legacy_seed(seed):
     """``seed`` for ``np.random.seed``: None or an integer in [0, 2**32)."""
     if seed is None:
         return None
-    seed = check_count(seed, "seed", 0)
+    seed = check_count(seed, "seed", 0, maximum=None)
     if seed >= 2 ** 32:
         raise ValueError(f"seed must be < 2**32 (NumPy's legacy generator), got {seed}")
     return seed
@@ -521,7 +625,7 @@ def check_rng(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None:
-        seed = check_count(seed, "seed", 0)
+        seed = check_count(seed, "seed", 0, maximum=None)  # entropy: any size
     return np.random.default_rng(seed)
 
 
