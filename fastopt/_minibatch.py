@@ -84,7 +84,9 @@ class MiniBatches(_v.StrictAttributes):
     between epochs: each is validated with the constructor's check and message (an invalid value
     raises and changes nothing), and ``batch_size``/``drop_last``, which size the buffers, make
     the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
-    fixes them, and an assignment during an epoch takes effect at the next one.
+    fixes them, and an assignment during an epoch takes effect at the next one. Any other name
+    raises ``AttributeError`` rather than being stored and ignored (``mb.seed = 1``: reseed by
+    assigning ``rng``; ``mb.batchsize = 2``: did you mean ``batch_size``).
 
     Parameters
     ----------

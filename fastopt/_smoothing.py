@@ -45,6 +45,9 @@ class EWA(_v.StrictAttributes):
     count : int
         Read-only: number of values seen since construction or :meth:`reset`.
 
+    Any other name raises ``AttributeError`` when assigned (``avg.betta = 0.1``: did you mean
+    ``beta``?), and no attribute can be deleted.
+
     Examples
     --------
     >>> from fastopt import EWA
