@@ -159,7 +159,7 @@ class Optimizer(_v.StrictAttributes):
         self._ours_named = (list(zip(self._names, arrays))
                             + [(f"{s}[{i}]", a) for s in self._state_names
                                for i, a in enumerate(self._state[s])])
-        # Every array a step writes, for the per-step read-only test (_check_writeable).
+        # Every array a step writes, for the per-step read-only test (in _flat_grads).
         self._written = list(arrays) + [a for s in self._state_names for a in self._state[s]]
         self._written_names = self._names + [f"state({s!r})[{k!r}]" for s in self._state_names
                                              for k in self._keys]
