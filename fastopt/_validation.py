@@ -526,10 +526,16 @@ def ewa_args(x, beta, bias_correction, out):
     smoothing is safe: element k is read before it is written) but must not partly overlap it.
     """
     if isinstance(x, (list, tuple)):
+        # Real numbers only: np.asarray(["1.5"], dtype=np.float64) would parse the strings.
         try:
-            x = np.asarray(x, dtype=np.float64)
+            given = np.asarray(x)
         except (TypeError, ValueError):
             raise TypeError("x must be a 1-D float array or a sequence of numbers") from None
+        if given.dtype.kind not in "biuf" and not (
+                given.dtype.kind == "O" and all(isinstance(v, numbers.Real) for v in x)):
+            raise TypeError("x must be a 1-D float array or a sequence of numbers")
+        try:
+            x = given.astype(np.float64)
         except OverflowError:  # an int beyond the largest double
             raise ValueError("x holds an integer too large for a float (|x| < 1.8e308); pass "
                              "finite real numbers") from None

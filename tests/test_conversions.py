@@ -292,3 +292,14 @@ def test_assert_ulp_equal_takes_any_non_negative_integer():
     with pytest.raises(AssertionError):
         assert_ulp_equal(a, b, max_ulp=2 ** 63)
     assert_ulp_equal(np.float32([1, 2]), np.float32([1, 2.0000002]), max_ulp=np.int64(1))
+
+
+@pytest.mark.parametrize("x", [["1.5", "2"], ("1.5",), [1.0, "2"], [1 + 2j, 2.0], [1.0, None]])
+def test_ewa_does_not_parse_strings_or_drop_imaginary_parts(mod, x):
+    with pytest.raises(TypeError, match="^x must be a 1-D float array or a sequence of numbers"):
+        mod.ewa(x, beta=0.5)
+
+
+def test_ewa_takes_sequences_of_real_numbers(mod):
+    assert mod.ewa([1, 2.5, True, np.float32(3)], beta=0.5).tolist() == [0.5, 1.5, 1.25, 2.125]
+    assert mod.ewa([10 ** 20, 1.0], beta=0.5)[0] == 5e19  # an int beyond int64, as a float
