@@ -248,8 +248,9 @@ def converted(value, dtype, name):
         overflow = np.isinf(out) & np.isfinite(arr)
         if overflow.any():
             where = tuple(int(i) for i in np.argwhere(overflow)[0])
-            raise ValueError(f"{name} holds {arr[where].item()!r} (at index {where}), beyond the range "
-                             f"of {out.dtype} (largest {np.finfo(out.dtype).max:.7g}): it would "
+            largest = np.finfo(out.dtype).max
+            raise ValueError(f"{name} holds {arr[where].item()!r} (at index {where}), beyond "
+                             f"the range of {out.dtype} (largest {largest:.7g}): it would "
                              f"become inf; scale it, or pack float64")
     return out
 
