@@ -1191,6 +1191,18 @@ def update_arrays_ok(written, read):
     return _arrays_ok(objs, n_written, n)
 
 
+def all_writeable(list arrays):
+    """True when every item of ``arrays`` is an ndarray whose WRITEABLE flag is set: an
+    optimizer's per-step test that no parameter or state array was made read-only after it was
+    built (~0.1 us for 18 arrays, against ~1.5 us for ``a.flags.writeable`` in Python). False
+    means "find which one in Python", where the error is worded."""
+    cdef object a
+    for a in arrays:
+        if not cnp.PyArray_Check(a) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a):
+            return False
+    return True
+
+
 cdef bint _double_of(object x, double* out) except -1:
     # A Python float, or an int converted exactly (|x| <= 2**53, so float(x) is the same double):
     # what _validation's scalar checks return for them. Anything else: not the common case.

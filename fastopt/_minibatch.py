@@ -100,16 +100,13 @@ def _bit_generator(state, what):
     return bit_generator
 
 
-def _read_only(name, hint):
-    def fset(self, value):
-        _v.read_only(self, name, hint)
-    return fset
+_read_only = _v.read_only_setter
 
 
 _NEW_LOADER = "make a new MiniBatches for other data or another axis"
 
 
-class MiniBatches:
+class MiniBatches(_v.StrictAttributes):
     """Shuffled mini-batches of ``X`` (and ``Y``), one epoch per iteration.
 
     Each ``iter()`` draws a new permutation from the generator and yields ``(X_batch, Y_batch)``
@@ -131,7 +128,9 @@ class MiniBatches:
     between epochs: each is validated with the constructor's check and message (an invalid value
     raises and changes nothing), and ``batch_size``/``drop_last``, which size the buffers, make
     the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
-    fixes them, and an assignment during an epoch takes effect at the next one.
+    fixes them, and an assignment during an epoch takes effect at the next one. Any other name
+    raises ``AttributeError`` rather than being stored and ignored (``mb.seed = 1``: reseed by
+    assigning ``rng``; ``mb.batchsize = 2``: did you mean ``batch_size``).
 
     **Checkpoints.** :meth:`state_dict` holds the generator's state and the position within
     the epoch being iterated; :meth:`load_state_dict` (or ``opt.load(path, batches=loader)``
@@ -196,6 +195,8 @@ class MiniBatches:
     """
 
     _ops = _fast_ops
+    _attribute_hints = {"seed": "to reseed, assign rng = np.random.default_rng(seed)",
+                        "shuffle": "every epoch is shuffled; the order comes from rng"}
 
     def __init__(self, X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False,
                  copy=False, rank=0, world=1):

@@ -25,6 +25,8 @@ from ._scalars import adagrad_lr, bias_correction, clip_coefficient
 from .schedules import Schedule, as_schedule
 
 NONFINITE = ("propagate", "raise", "skip")
+_all_writeable = _v.all_writeable
+_setattr = object.__setattr__  # a step's own private writes, past StrictAttributes
 
 
 class NonFiniteGradientError(ValueError):
@@ -72,7 +74,7 @@ class Hyper:
         obj._hyper = hyper
 
 
-class Optimizer:
+class Optimizer(_v.StrictAttributes):
     """Base class: see :class:`SGD`, :class:`Momentum`, :class:`RMSProp`, :class:`Adam`,
     :class:`AdamW`, :class:`Adagrad`.
 
@@ -98,10 +100,18 @@ class Optimizer:
 
     Every hyperparameter is an attribute, validated when assigned (a fixed one, which sizes
     the state, cannot be assigned); so are ``lr``, ``nonfinite``, ``max_grad_norm``, ``t`` (steps
-    taken) and ``skipped``.
+    taken) and ``skipped``. Any other public name raises ``AttributeError`` when assigned
+    (``opt.learning_rate = 0.5`` would otherwise change nothing), with the closest name; no
+    public attribute can be deleted.
+
+    The parameters are checked once, when the optimizer is built; each step checks again only
+    that none of them (nor a state array) has been made read-only since, and raises
+    ``ValueError`` naming it before anything, the step count included, changes.
     """
 
     _ops = _fast_ops
+    _attribute_hints = {"learning_rate": "the learning rate is lr",
+                        "step_count": "the step count is t", "steps": "the step count is t"}
     _rule = None              # name of the ops function
     _kernel_states = ()       # every state array the kernel takes, in its order
 
@@ -149,6 +159,17 @@ class Optimizer:
         self._ours_named = (list(zip(self._names, arrays))
                             + [(f"{s}[{i}]", a) for s in self._state_names
                                for i, a in enumerate(self._state[s])])
+        # Every array a step writes, for the per-step read-only test (in _flat_grads).
+        self._written = list(arrays) + [a for s in self._state_names for a in self._state[s]]
+        self._written_names = self._names + [f"state({s!r})[{k!r}]" for s in self._state_names
+                                             for k in self._keys]
+        if self._packed is not None:
+            self._written.append(self._packed.buffer)
+            self._written_names.append("params.buffer")
+            for s, buf in zip(self._kernel_states, self._packed_state_buffers):
+                if buf is not None:
+                    self._written.append(buf)
+                    self._written_names.append(f"the buffer of state({s!r})")
 
     # -- hyperparameters ---------------------------------------------------------------------
 
@@ -266,8 +287,11 @@ class Optimizer:
         return True
 
     def _flat_grads(self, grads):
-        """Validate ``grads``; return them flat in parameter order, or None for packed
-        gradients that can go to the kernel as one buffer."""
+        """Validate ``grads`` (and that our arrays are still writeable); return them flat in
+        parameter order, or None for packed gradients that can go to the kernel as one
+        buffer."""
+        if not _all_writeable(self._written):
+            _v.check_still_writeable(self._written, self._written_names)
         packed = self._packed
         if (packed is not None and type(grads) is PackedArrays
                 and (grads.layout is packed.layout or grads.layout == packed.layout)
@@ -286,9 +310,11 @@ class Optimizer:
         if flat_grads is False:
             flat_grads = self._flat_grads(grads)
         lr = self._lr_now()
+        # _setattr, not self._t += 1: StrictAttributes.__setattr__ is a Python call, 0.2-0.4 us
+        # a time, 10-15% of a packed step of the course's model. Private names pass it anyway.
         if norm is not None:
-            self._last_grad_norm = norm
-        self._t += 1
+            _setattr(self, "_last_grad_norm", norm)
+        _setattr(self, "_t", self._t + 1)
         scalars = self._scalars(lr, scale)
         if self._ops.kernel_table() is not self._table:  # first step, or a new SIMD variant
             self._bind_kernels()
@@ -609,6 +635,7 @@ class Adam(Optimizer):
     """
 
     _rule = "adam"
+    _attribute_hints = {"betas": "the betas are beta1 and beta2 (assign each)"}
     _kernel_states = ("m", "v", "v_max")
     _decoupled = False
     beta1 = Hyper(_v.check_beta)

@@ -12,13 +12,17 @@ from . import _validation as _v
 
 __all__ = ["PackedArrays", "pack", "pack_like"]
 
+_ENTRIES_ARE_VIEWS = "every entry is a view of it; write into the entries, or pack a new dict"
 
-class PackedArrays(dict):
+
+class PackedArrays(_v.StrictAttributes, dict):
     """A dict of arrays that are views into one contiguous 1-D buffer (made by :func:`pack`).
 
     Reading works like any dict. **Writing copies into the buffer**, so that every entry stays
     the view of ``buffer`` it was made as: ``grads["W1"] = dW1`` writes ``dW1``'s values into
-    ``grads["W1"]`` (same shape required, converted to the buffer's dtype), and so do
+    ``grads["W1"]`` (same shape required, converted to the buffer's dtype; strings, complex
+    numbers and values beyond the dtype's range, such as float64 1e300 into float32, raise
+    ``TypeError``/``ValueError`` rather than be parsed, truncated or made inf), and so do
     ``update``, ``|=`` and ``setdefault`` on an existing key (which, as for a dict, only reads).
     Entries cannot be added or removed: ``del``, ``pop``, ``popitem`` and ``clear`` raise
     ``TypeError``, and a new key raises ``KeyError``. A write that fails (a new key, a wrong
@@ -59,10 +63,10 @@ class PackedArrays(dict):
                         "fastopt.pack_like(packed)")
 
     buffer = property(lambda self: self._buffer,
-                      lambda self, value: _v.read_only(self, "buffer", _ENTRIES_ARE_VIEWS),
+                      _v.read_only_setter("buffer", _ENTRIES_ARE_VIEWS),
                       doc="The 1-D buffer that owns every entry's memory (read-only).")
     layout = property(lambda self: self._layout,
-                      lambda self, value: _v.read_only(self, "layout", _ENTRIES_ARE_VIEWS),
+                      _v.read_only_setter("layout", _ENTRIES_ARE_VIEWS),
                       doc="(key, shape, offset) of each entry in ``buffer`` (read-only).")
 
     # -- writes: every one copies into the buffer ------------------------------------------------
@@ -74,13 +78,10 @@ class PackedArrays(dict):
             raise KeyError(f"{key!r} is not an entry of this packed dict (entries cannot be "
                            f"added; pack a new dict instead)")
         view = dict.__getitem__(self, key)
-        try:
-            # Converted before any copy, so that a value NumPy cannot convert leaves the entry
-            # as it was (a failed view[...] = value may have written part of it).
-            value = np.asarray(value, dtype=view.dtype)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"value for {key!r} cannot be converted to {view.dtype}: "
-                            f"{err}") from None
+        # Converted before any copy, so that a value that does not convert leaves the entry as
+        # it was (a failed view[...] = value may have written part of it); and never with a
+        # silent loss: strings, complex numbers and overflows raise.
+        value = _v.converted(value, view.dtype, f"value for {key!r}")
         if value.shape != view.shape:
             raise ValueError(f"value for {key!r} has shape {value.shape}; expected "
                              f"{view.shape} (a packed entry is copied into, not replaced)")
@@ -159,9 +160,6 @@ class PackedArrays(dict):
         return f"PackedArrays({dict.__repr__(self)})"
 
 
-_ENTRIES_ARE_VIEWS = "every entry is a view of it; write into the entries, or pack a new dict"
-
-
 def pack(params, dtype=None):
     """Copy named arrays into one contiguous buffer; return a dict of views into it.
 
@@ -171,7 +169,8 @@ def pack(params, dtype=None):
         The arrays, in the order they will be laid out.
     dtype : float32 or float64, optional
         The buffer's dtype; by default the common dtype of the arrays, which must all be
-        float32 or all be float64.
+        float32 or all be float64. Given, real numbers of any dtype are converted to it;
+        strings, complex numbers and values beyond its range raise, as for an assignment.
 
     Returns
     -------
@@ -206,6 +205,7 @@ def pack(params, dtype=None):
                             f"dtype=np.float32 or np.float64 to convert them all")
         dtype = dtypes.pop()
     dtype = _v.check_float_dtype(dtype)
+    arrays = {key: _v.converted(arr, dtype, f"params[{key!r}]") for key, arr in arrays.items()}
     total = sum(arr.size for arr in arrays.values())
     return _views(np.empty(total, dtype), [(k, a.shape) for k, a in arrays.items()], arrays)
 

@@ -9,7 +9,7 @@ from . import _validation as _v
 from ._scalars import bias_correction
 
 
-class EWA:
+class EWA(_v.StrictAttributes):
     """Streaming exponentially weighted average, for smoothing values as they arrive.
 
     .. math::
@@ -44,6 +44,9 @@ class EWA:
         Read-only: the latest smoothed value (``None`` before the first update).
     count : int
         Read-only: number of values seen since construction or :meth:`reset`.
+
+    Any other name raises ``AttributeError`` when assigned (``avg.betta = 0.1``: did you mean
+    ``beta``?), and no attribute can be deleted.
 
     Examples
     --------
@@ -84,16 +87,16 @@ class EWA:
         self._bias_correction = _v.check_bool(value, "bias_correction")
 
     dtype = property(lambda self: self._dtype,
-                     lambda self, value: _v.read_only(self, "dtype", "the running average is "
-                                                      "held in it; make a new EWA"),
+                     _v.read_only_setter("dtype", "the running average is held in it; "
+                                                  "make a new EWA"),
                      doc="The dtype of the arithmetic (read-only).")
     count = property(lambda self: self._count,
-                     lambda self, value: _v.read_only(self, "count", "it counts the updates; "
-                                                      "reset() starts again from 0"),
+                     _v.read_only_setter("count", "it counts the updates; reset() starts "
+                                                  "again from 0"),
                      doc="Values seen since construction or reset() (read-only).")
     value = property(lambda self: self._value,
-                     lambda self, value: _v.read_only(self, "value", "it is the latest smoothed "
-                                                      "value; reset() forgets it"),
+                     _v.read_only_setter("value", "it is the latest smoothed value; "
+                                                  "reset() forgets it"),
                      doc="The latest smoothed value, None before the first (read-only).")
 
     def reset(self):

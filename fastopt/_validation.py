@@ -11,6 +11,7 @@ value); every message names the argument and says what to do.
 The module is ordered by layer: scalars, then arrays, then the argument set of each rule (built
 from the two), then mini-batch data.
 """
+import difflib
 import math
 import numbers
 import operator
@@ -22,8 +23,9 @@ try:
     # Adam's five arrays against ~2.5 us for _fast_valid plus six np.may_share_memory calls).
     # It only ever says "valid" or "look closer"; every error below is still raised from here.
     from ._kernels import update_arrays_ok as _c_update_arrays_ok
+    from ._kernels import all_writeable as _c_all_writeable
 except ImportError:  # an unbuilt source tree: the Python checks alone
-    _c_update_arrays_ok = None
+    _c_update_arrays_ok = _c_all_writeable = None
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 FLOAT_DTYPES = (_F32, _F64)
@@ -53,7 +55,18 @@ def _real_or_nonfinite(value, name):
     # bool is an Integral; lr=True is a bug, not 1.0.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond the largest double, ~1.8e308
+        raise ValueError(f"{name} must be a real number within the range of a float "
+                         f"(|x| < 1.8e308), got {_describe(value)} {_abbreviated(value)}") from None
+
+
+def _abbreviated(value):
+    """An integer too long to print whole (10**400 has 401 digits) as its size."""
+    if isinstance(value, numbers.Integral) and abs(value) >= 10 ** 30:
+        return f"of {operator.index(value).bit_length()} bits"
+    return repr(value)
 
 
 def _real(value, name):
@@ -105,13 +118,24 @@ def check_bool(value, name):
     return bool(value)
 
 
-def check_count(value, name, minimum=1):
-    """Return ``value`` as a Python int; it must be an integer >= ``minimum``."""
+MAX_COUNT = 2 ** 63 - 1
+"""The largest count, size or step accepted: an int64, what a checkpoint stores (``t``) and what
+C takes for a size (``Py_ssize_t``); a larger int would raise ``OverflowError`` there, or in
+``float(t)`` (``beta ** t``, ``step / decay_steps``) past 1.8e308."""
+
+
+def check_count(value, name, minimum=1, maximum=MAX_COUNT):
+    """Return ``value`` as a Python int; it must be an integer >= ``minimum`` and, unless
+    ``maximum`` is None (a seed: any size), <= ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}"
+                         f"{' (2**63 - 1, a 64-bit count)' if maximum == MAX_COUNT else ''}, "
+                         f"got {_abbreviated(value)}")
     return value
 
 
@@ -123,7 +147,7 @@ MAX_COUNT = 2 ** 63 - 1
 def check_step_count(value, name):
     """Return the step count ``value`` (``t``, ``skipped``) as a Python int in
     ``[0, 2**63 - 1]``."""
-    value = check_count(value, name, 0)
+    value = check_count(value, name, 0, maximum=None)
     if value > MAX_COUNT:
         raise ValueError(f"{name} must be an integer in [0, 2**63 - 1] (a checkpoint stores it "
                          f"as int64), got {value}")
@@ -147,7 +171,7 @@ def check_step(t, name="t"):
     A Python int matters: ``beta ** t`` must be ``float.__pow__`` (C ``pow``) in both
     implementations, and ``float ** numpy.int64`` would go through NumPy's power instead.
     """
-    if type(t) is int and t >= 1:
+    if type(t) is int and 1 <= t <= MAX_COUNT:
         return t
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an integer >= 1, got bool")
@@ -160,6 +184,9 @@ def check_step(t, name="t"):
     if t < 1:
         raise ValueError(
             f"{name} must be >= 1 (the number of Adam steps taken, counting this one), got {t}")
+    if t > MAX_COUNT:
+        raise ValueError(f"{name} must be <= 2**63 - 1 (a 64-bit step count), got "
+                         f"{_abbreviated(t)}")
     return t
 
 
@@ -182,8 +209,81 @@ def check_mapping(obj, name):
         raise TypeError(f"{name} must be a dict of arrays, got {_describe(obj)}")
 
 
+# ndarray subclasses are refused when they redefine indexing, shape or arithmetic: np.matrix
+# is always 2-D (its reshape(-1) is (1, n), so a kernel got "Buffer has wrong number of
+# dimensions" after the step count had moved), and a masked array's mask would be ignored by
+# the kernels, which write every element. Decided by what a class overrides, not by its name,
+# so that a subclass that only carries metadata is accepted, and np.memmap too (its own
+# __getitem__ only turns copies back into plain ndarrays).
+_PLAIN_SUBCLASSES = (np.memmap,)
+_REDEFINED = ("__getitem__", "__setitem__", "reshape", "ravel", "flatten", "__array_ufunc__",
+              "__array_function__")
+_changes_indexing_cache = {}
+
+
+def _changes_indexing(cls):
+    answer = _changes_indexing_cache.get(cls)
+    if answer is None:
+        answer = False
+        for klass in cls.__mro__:
+            if klass is np.ndarray or klass in _PLAIN_SUBCLASSES:
+                break
+            if any(name in vars(klass) for name in _REDEFINED):
+                answer = True
+                break
+        _changes_indexing_cache[cls] = answer
+    return answer
+
+
+def check_plain_array(arr, name):
+    """Refuse an ndarray subclass with its own indexing or arithmetic (np.matrix, masked
+    arrays); ``arr`` is already known to be an ndarray."""
+    cls = type(arr)
+    if cls is not np.ndarray and _changes_indexing(cls):
+        raise TypeError(
+            f"{name} is a {cls.__module__}.{cls.__qualname__}, an ndarray subclass with its own "
+            f"indexing or arithmetic (a numpy.matrix is always 2-D, a masked array's mask would "
+            f"be ignored); pass a plain ndarray over the same memory: np.asarray({name})")
+
+
+_KINDS = {"U": "strings", "S": "bytes", "c": "complex numbers", "O": "Python objects",
+          "M": "datetimes", "m": "timedeltas", "V": "raw records"}
+
+
+def converted(value, dtype, name):
+    """``value`` as an array of the float ``dtype``, for a copy into an existing array (a packed
+    entry); raises, having converted nothing in place, rather than convert with a loss NumPy
+    would make silently: strings (which it parses), complex numbers (it drops the imaginary
+    part), Python objects, and finite values beyond ``dtype``'s range (float64 1e300 becomes
+    float32 inf). Real numbers of any other dtype (bool, integers, floats) are rounded to
+    ``dtype`` as NumPy rounds them.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"{name} cannot be converted to {dtype}: {err}") from None
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        what = _KINDS.get(kind, f"values of dtype {arr.dtype}")
+        raise TypeError(f"{name} cannot be converted to {dtype}: it holds {what} (dtype "
+                        f"{arr.dtype}), and only real numbers are copied; convert them yourself "
+                        f"first (e.g. np.real(x), or np.asarray(x, dtype=float) for text)")
+    with np.errstate(over="ignore"):  # checked below, with the value named
+        out = arr.astype(dtype, copy=False)
+    if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:
+        overflow = np.isinf(out) & np.isfinite(arr)
+        if overflow.any():
+            where = tuple(int(i) for i in np.argwhere(overflow)[0])
+            largest = np.finfo(out.dtype).max
+            raise ValueError(f"{name} holds {arr[where].item()!r} (at index {where}), beyond "
+                             f"the range of {out.dtype} (largest {largest:.7g}): it would "
+                             f"become inf; scale it, or pack float64")
+    return out
+
+
 def check_float_array(arr, name, *, writeable):
-    """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked).
+    """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked), not
+    a subclass with its own indexing (:func:`check_plain_array`).
 
     Returns nothing; raises TypeError/ValueError naming ``name``.
     """
@@ -191,6 +291,7 @@ def check_float_array(arr, name, *, writeable):
         raise TypeError(
             f"{name} must be a numpy.ndarray of float32 or float64, got {_describe(arr)}; "
             f"convert it once with np.asarray(..., dtype=np.float32) and keep that array")
+    check_plain_array(arr, name)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; expected float32 or float64 "
@@ -276,6 +377,28 @@ def _raise_overlap(first, second, first_written):
     raise ValueError(
         f"{written} shares memory with {other}; {written} is updated in place, so every array "
         f"must be a separate buffer (pass a copy, e.g. {other}.copy())")
+
+
+def _all_writeable(arrays):
+    return all(arr.flags.writeable for arr in arrays)
+
+
+all_writeable = _c_all_writeable or _all_writeable
+"""Whether every array of a list is writeable (compiled: ~0.1 us for Adam's 18 arrays)."""
+
+
+def check_still_writeable(arrays, names):
+    """Check that none of an optimizer's own arrays (``arrays``, a list, named by ``names``)
+    was made read-only after it was built: ``param.flags.writeable = False`` must stop the
+    kernels, which write through views taken when the optimizer was built. A step calls it
+    only when :data:`all_writeable` says no, to word the error."""
+    for name, arr in zip(names, arrays):
+        if not arr.flags.writeable:
+            raise ValueError(
+                f"{name} was made read-only after the optimizer was built, and a step writes it "
+                f"in place; nothing was updated (the step count included). Make it writeable "
+                f"again ({name}.flags.writeable = True) or build the optimizer over writeable "
+                f"arrays")
 
 
 def _fast_valid(written, read):
@@ -430,13 +553,23 @@ def ewa_args(x, beta, bias_correction, out):
     smoothing is safe: element k is read before it is written) but must not partly overlap it.
     """
     if isinstance(x, (list, tuple)):
+        # Real numbers only: np.asarray(["1.5"], dtype=np.float64) would parse the strings.
         try:
-            x = np.asarray(x, dtype=np.float64)
+            given = np.asarray(x)
         except (TypeError, ValueError):
             raise TypeError("x must be a 1-D float array or a sequence of numbers") from None
+        if given.dtype.kind not in "biuf" and not (
+                given.dtype.kind == "O" and all(isinstance(v, numbers.Real) for v in x)):
+            raise TypeError("x must be a 1-D float array or a sequence of numbers")
+        try:
+            x = given.astype(np.float64)
+        except OverflowError:  # an int beyond the largest double
+            raise ValueError("x holds an integer too large for a float (|x| < 1.8e308); pass "
+                             "finite real numbers") from None
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a 1-D numpy.ndarray of float32 or float64 (or a list of "
                         f"numbers), got {_describe(x)}")
+    check_plain_array(x, "x")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"x has dtype {x.dtype}; expected float32 or float64 "
                         f"(convert it with x.astype(np.float64))")
@@ -450,6 +583,7 @@ def ewa_args(x, beta, bias_correction, out):
     else:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy.ndarray or None, got {_describe(out)}")
+        check_plain_array(out, "out")
         check_same_layout(out, "out", x, "x")
         if not out.flags.writeable:
             raise ValueError("out is read-only; pass a writeable array or out=None")
@@ -478,6 +612,7 @@ def _check_data_array(arr, name):
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {_describe(arr)}; convert it once "
                         f"with np.asarray({name})")
+    check_plain_array(arr, name)
     if arr.dtype.hasobject:
         raise TypeError(f"{name} has dtype {arr.dtype}; mini-batches copy raw values, so object "
                         f"arrays are not supported (convert to a numeric or bool dtype)")
@@ -512,7 +647,7 @@ def check_legacy_seed(seed):
     """``seed`` for ``np.random.seed``: None or an integer in [0, 2**32)."""
     if seed is None:
         return None
-    seed = check_count(seed, "seed", 0)
+    seed = check_count(seed, "seed", 0, maximum=None)
     if seed >= 2 ** 32:
         raise ValueError(f"seed must be < 2**32 (NumPy's legacy generator), got {seed}")
     return seed
@@ -527,7 +662,7 @@ def check_rng(seed, name="seed"):
     if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
         return np.random.default_rng(seed)
     if isinstance(seed, (numbers.Integral, bool)):
-        return np.random.default_rng(check_count(seed, name, 0))
+        return np.random.default_rng(check_count(seed, name, 0, maximum=None))  # entropy: any size
     what = (f"{name} must be an integer >= 0, a sequence of them, a numpy.random.SeedSequence, "
             f"BitGenerator or Generator, or None (what np.random.default_rng takes)")
     if isinstance(seed, (str, bytes, float, complex)) or (
@@ -563,6 +698,120 @@ def check_generator(rng, name="rng"):
 def read_only(owner, name, hint):
     """Raise the ``AttributeError`` of assigning the read-only attribute ``name`` of ``owner``."""
     raise AttributeError(f"{name} is read-only on {type(owner).__name__}: {hint}")
+
+
+def read_only_setter(name, hint):
+    """A property setter that raises :func:`read_only`'s error (marked, so that the
+    ``AttributeError`` of a misspelled name does not list ``name`` as assignable)."""
+    def fset(owner, value):
+        read_only(owner, name, hint)
+    fset.read_only = True
+    return fset
+
+
+# --- attributes: a misspelled name raises instead of being stored and ignored -----------------
+
+def _public_names(cls):
+    """Every public name defined on ``cls`` or its bases (methods, properties, constants)."""
+    return {name for klass in cls.__mro__ if klass is not object for name in vars(klass)
+            if not name.startswith("_")}
+
+
+def assignable_names(cls):
+    """The public names an instance of ``cls`` may be assigned: its data descriptors that have a
+    setter (validated hyperparameters, properties), and the names of every ``_settable`` set
+    along the MRO. Computed once per class."""
+    names = cls.__dict__.get("_assignable_names")
+    if names is None:
+        found, seen = set(), set()
+        for klass in cls.__mro__:  # the most derived definition of a name decides
+            found.update(klass.__dict__.get("_settable", ()))
+            for name, value in vars(klass).items():
+                if name.startswith("_") or name in seen:
+                    continue
+                seen.add(name)
+                if isinstance(value, property):
+                    if value.fset is not None:
+                        found.add(name)
+                elif hasattr(type(value), "__set__"):
+                    found.add(name)
+        names = frozenset(found)
+        type.__setattr__(cls, "_assignable_names", names)
+    return names
+
+
+def refuse_attribute(owner, name, hints=None, where=None):
+    """Raise the ``AttributeError`` of assigning ``name``, which ``owner``'s class does not
+    let be assigned: a read-only property, a method, or a name it does not have (with the
+    closest one, by ``difflib``, and the list of those that may be assigned, or ``where``)."""
+    cls = type(owner)
+    kind = cls.__name__
+    if where is None:
+        # Not listed: those fixed once built (an optimizer's amsgrad), whose setter explains.
+        settable = sorted(n for n in assignable_names(cls)
+                          if not _fixed(getattr(cls, n, None)))
+        where = (f"the attributes that can be assigned are {', '.join(settable)}" if settable
+                 else f"a {kind} has no attribute that can be assigned")
+    where = f"; {where}"
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            value = vars(klass)[name]
+            what = ("a read-only property" if isinstance(value, property)
+                    else "a method" if callable(value) else "a class attribute")
+            raise AttributeError(f"{name} is {what} of {kind} and cannot be assigned{where}")
+    hint = (hints or {}).get(name)
+    if hint is None:
+        known = _public_names(cls) | assignable_names(cls) | {
+            n for n in getattr(owner, "__dict__", ()) if not n.startswith("_")}
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+    else:
+        hint = f"{hint}; "
+    raise AttributeError(f"{kind} has no attribute {name!r}: {hint}assigning it would change "
+                         f"nothing{where}")
+
+
+def _fixed(descriptor):
+    """Whether an assignable-looking descriptor only ever refuses: a read-only property of
+    :func:`read_only_setter`, or a hyperparameter fixed once built."""
+    if isinstance(descriptor, property):
+        return getattr(descriptor.fset, "read_only", False)
+    return getattr(descriptor, "fixed", False)
+
+
+class StrictAttributes:
+    """Mixin for the public objects: assigning a public name the class does not define raises
+    ``AttributeError`` (``opt.learning_rate = 0.5`` would otherwise be stored and ignored), and
+    public attributes cannot be deleted.
+
+    Allowed: private names (a leading underscore: the implementation's own state), and the
+    names of :func:`assignable_names`, whose descriptors validate the value themselves. To allow
+    a plain public attribute, a class lists it in ``_settable``; ``_attribute_hints`` maps a
+    wrong name to what to use instead (``"seed"``: assign ``rng``), merged along the MRO. Costs
+    one Python call per assignment (~0.1 us), private names first.
+    """
+
+    __slots__ = ()
+    _settable = frozenset()
+    _attribute_hints = {}
+
+    def __setattr__(self, name, value):
+        if name[:1] != "_" and name not in assignable_names(type(self)):
+            refuse_attribute(self, name, _hints(type(self)))
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name[:1] != "_":
+            raise AttributeError(f"{name} cannot be deleted from a {type(self).__name__}: its "
+                                 f"attributes are fixed (assign a new value where allowed)")
+        object.__delattr__(self, name)
+
+
+def _hints(cls):
+    hints = {}
+    for klass in reversed(cls.__mro__):
+        hints.update(klass.__dict__.get("_attribute_hints", {}))
+    return hints
 
 
 # The gathers' own checks (docs/contract.md §5): the second line behind the checks above. The

@@ -36,12 +36,25 @@ __all__ = ["Schedule", "Constant", "InverseTimeDecay", "ExponentialDecay", "Piec
            "CosineDecay", "LinearWarmup"]
 
 
-class Schedule:
+class _Built(type):
+    """The metaclass of :class:`Schedule`: once the constructor returns, the instance is marked
+    built, and from then on no public attribute can be assigned or deleted. A subclass's
+    ``__init__`` (however deep its ``super().__init__`` calls go) sets its fields freely."""
+
+    def __call__(cls, *args, **kwargs):
+        schedule = super().__call__(*args, **kwargs)
+        object.__setattr__(schedule, "_built", True)
+        return schedule
+
+
+class Schedule(metaclass=_Built):
     """Base class: subclasses define ``_at(step)`` for a Python int ``step >= 0``.
 
     A schedule is immutable: each field is validated once, in the constructor, and cannot be
     assigned again (an optimizer or a checkpoint holding it can rely on its values); build a new
-    schedule to change one.
+    schedule to change one. Once built, assigning any public name raises ``AttributeError``
+    (a misspelled one with the closest name), and no public attribute can be deleted (``del``
+    then assigning again would bypass the constructor's checks).
 
     Checkpoints (``Optimizer.save``) store a schedule as its class name and fields, plain data,
     and rebuild only the classes of this module. A subclass of your own can drive an optimizer,
@@ -53,10 +66,20 @@ class Schedule:
     _fields = ()
 
     def __setattr__(self, name, value):
-        if name in self._fields and name in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}.{name} cannot be assigned: schedules "
-                                 f"are immutable; build a new {type(self).__name__}")
+        if name[:1] != "_" and self.__dict__.get("_built"):
+            if name in self._fields:
+                raise AttributeError(f"{type(self).__name__}.{name} cannot be assigned: "
+                                     f"schedules are immutable; build a new "
+                                     f"{type(self).__name__}")
+            _v.refuse_attribute(self, name, where=f"schedules are immutable: build a new "
+                                                  f"{type(self).__name__}")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name[:1] != "_":
+            raise AttributeError(f"{type(self).__name__}.{name} cannot be deleted: schedules are "
+                                 f"immutable; build a new {type(self).__name__}")
+        object.__delattr__(self, name)
 
     def __call__(self, step):
         """The learning rate at ``step`` (an int >= 0), or at each step of an integer array.

@@ -20,7 +20,11 @@ Conventions
 """
 import numpy as np
 
+from . import _validation as _v
+
 __all__ = ["ulp_distance", "assert_ulp_equal"]
+
+_U64_MAX = 2 ** 64 - 1
 
 _INT_OF = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64,
            np.dtype(np.float16): np.int16}
@@ -104,7 +108,8 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
     actual, desired : array_like
         Same shape and float dtype.
     max_ulp : int, default 0
-        Largest distance allowed.
+        Largest distance allowed: an integer >= 0 (0 also compares the sign of zero; a float
+        such as 0.5 raises ``TypeError`` rather than skip that check).
     err_msg : str, default ""
         Prepended to the failure message (e.g. which array and which step).
 
@@ -124,9 +129,11 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
     ...
     AssertionError: 1 of 2 elements differ by more than 0 ULP; first at index (1,): actual 2.0 (0x40000000), desired 2.0000002 (0x40000001), 1 ULP apart; largest distance 1 ULP
     """
+    max_ulp = _v.check_count(max_ulp, "max_ulp", 0, maximum=None)
     actual, desired = _check_pair(actual, desired)
     dist = ulp_distance(actual, desired)
-    bad = dist > np.uint64(max_ulp)
+    # Distances are uint64: any max_ulp beyond the largest allows every distance.
+    bad = dist > np.uint64(min(max_ulp, _U64_MAX))
     if max_ulp == 0:
         both_nan = np.isnan(actual) & np.isnan(desired)
         bad |= (np.signbit(actual) != np.signbit(desired)) & ~both_nan

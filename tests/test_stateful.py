@@ -333,10 +333,18 @@ class PackedArraysMachine(TwinMachine):
         for key, value in pairs:
             if key not in self.model:
                 raise KeyError(key)
+            # Only real numbers convert (None, "1" and objects would be parsed or become NaN);
+            # a finite value beyond the dtype's range raises (it would become inf).
             try:
-                arr = np.asarray(value, dtype=self.dtype)
+                given = np.asarray(value)
             except (TypeError, ValueError):
                 raise TypeError(key) from None
+            if given.dtype.kind not in "biuf":
+                raise TypeError(key)
+            with np.errstate(over="ignore"):
+                arr = given.astype(self.dtype)
+            if (np.isinf(arr) & np.isfinite(given)).any():
+                raise ValueError(key)
             if arr.shape != self.model[key].shape:
                 raise ValueError(key)
             staged.append((key, arr))
