@@ -237,6 +237,8 @@ class DistributedOptimizer:
                                  f"{name} of rank(s) {differ} differ from rank 0's; {advice}")
         self._inner = inner
         self._ops = optimizer_class._ops
+        self._written = [params.buffer] + [params[k] for k in params]
+        self._written_names = ["params.buffer"] + [f"params[{k!r}]" for k in params]
         self._setup_buffers(lo, hi)
         self._timings = {"communication": 0.0, "compute": 0.0, "steps": 0}
         # The per-step agreement (_agree): one int64 row per rank, [status, t, skipped, a
@@ -387,9 +389,14 @@ class DistributedOptimizer:
         inner, error = self._inner, None
         try:
             self._check_grads(grads)
-            if not self._params.buffer.flags.writeable:
-                raise ValueError("params' buffer was made read-only after construction; the "
-                                 "step writes it: make it writeable again")
+            # The parameters (the buffer and each key's view: with shard_state the inner
+            # optimizer holds only a slice of the buffer and never sees the views) and the
+            # inner optimizer's own arrays, made read-only after construction: checked here,
+            # before the exchange, so that every rank hears of it.
+            if not _v.all_writeable(self._written):
+                _v.check_still_writeable(self._written, self._written_names)
+            if not _v.all_writeable(inner._written):
+                _v.check_still_writeable(inner._written, inner._written_names)
             inner._lr_now()  # a schedule's value out of range: refused here, not mid-step
         except (TypeError, ValueError) as exc:
             error = exc

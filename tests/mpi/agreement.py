@@ -69,6 +69,14 @@ for shard in (False, True):
         refused(opt.step, (ValueError, "read-only"), [f"rank(s) [{LAST}]", "read-only"],
                 rank_grads(params, step, RANK))
         params.buffer.flags.writeable = True
+        # ... or one parameter's view of it (the inner step's own check, run before the
+        # exchange so that every rank hears of it).
+        key = next(iter(params))
+        if RANK == LAST:
+            params[key].flags.writeable = False
+        refused(opt.step, (ValueError, "read-only"), [f"rank(s) [{LAST}]", "read-only"],
+                rank_grads(params, step, RANK))
+        params[key].flags.writeable = True
         good_step()
         # 4. A hyperparameter assigned on one rank only: every rank names the rank and field
         # (with more than one rank).
