@@ -16,6 +16,9 @@ SUMSQ_BLOCK: int
 FMA: bool
 DIV_CHUNK_BYTES: int
 
+MAX_THREADS: int
+HARD_MAX_THREADS: int
+
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def omp_num_procs() -> int: ...
