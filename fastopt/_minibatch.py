@@ -14,6 +14,10 @@ batches coalesce at the top of the heap, it returns them to the OS (984 brk call
 traced) and the next call faults all 188 MB back in as 4 KB pages, 105 ms. The one buffer costs
 the same every time. ``MiniBatches`` allocates its buffer once and reuses it every epoch.
 """
+import contextlib
+import threading
+import weakref
+
 import numpy as np
 
 from . import _ops as _fast_ops
@@ -88,6 +92,19 @@ class MiniBatches:
     raises and changes nothing), and ``batch_size``/``drop_last``, which size the buffers, make
     the next epoch allocate new ones. An epoch runs with the values it started with: ``iter()``
     fixes them, and an assignment during an epoch takes effect at the next one.
+
+    **One thread iterates it at a time.** While an epoch started by one thread is unfinished
+    (its iterator neither exhausted, closed nor dropped), ``iter()`` from another thread raises
+    ``RuntimeError`` naming the object, rather than overwrite the batches that thread holds, as
+    does any gather while another thread is inside one. Give each thread its own
+    ``MiniBatches`` (``copy.deepcopy`` makes one), or close the other thread's iterator first.
+
+    **Copies are independent.** ``copy.deepcopy`` and ``pickle`` give a ``MiniBatches`` with its
+    own copies of ``X`` and ``Y``, the same configuration and a copy of the generator in its
+    current state: its epochs from then on are those the original would have drawn next. An
+    epoch in progress is not copied (the copy starts at the next one) and neither are the
+    buffers. ``copy.copy`` raises ``TypeError``: a shallow copy would share the buffers and the
+    generator.
 
     Parameters
     ----------
@@ -164,6 +181,12 @@ class MiniBatches:
         self._epoch = 0
         self._buffers = {}
         self._rank, self._world = _v.check_rank_world(rank, world)
+        # Threads (see the class docstring): _busy is held while an epoch starts and during
+        # each gather (non-blocking: a second thread raises instead of waiting); _owner is the
+        # thread that started the current epoch and a weak reference to its iterator, live
+        # until the iterator is exhausted, closed or dropped.
+        self._busy = threading.Lock()
+        self._owner = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -222,12 +245,52 @@ class MiniBatches:
         return len(batch_starts(self._m, self._batch_size, self._drop_last))
 
     def __iter__(self):
-        self._epoch += 1
-        run = _Epoch(self)
-        perm = self._rng.permutation(run.m)
-        if self._world > 1:
-            return self._rank_batches(self._epoch, run, perm)
-        return self._epoch_batches(self._epoch, run, perm)
+        with self._inside():
+            me = threading.get_ident()
+            if self._owner is not None and self._owner[0] != me:
+                other = self._owner[1]()
+                if other is not None and other.gi_frame is not None:  # not finished
+                    raise RuntimeError(
+                        f"another thread is iterating this MiniBatches (epoch {self._epoch}, "
+                        f"not finished); one thread iterates a MiniBatches at a time: give "
+                        f"each thread its own (copy.deepcopy makes one), or finish or close "
+                        f"the other thread's iterator first")
+            self._epoch += 1
+            run = _Epoch(self)
+            perm = self._rng.permutation(run.m)
+            if self._world > 1:
+                batches = self._rank_batches(self._epoch, run, perm)
+            else:
+                batches = self._epoch_batches(self._epoch, run, perm)
+            self._owner = (me, weakref.ref(batches))
+            return batches
+
+    @contextlib.contextmanager
+    def _inside(self):
+        """Hold the lock for starting an epoch or a gather; raise if another thread holds it."""
+        if not self._busy.acquire(False):
+            raise RuntimeError(
+                f"another thread is iterating this MiniBatches (inside a gather); one thread "
+                f"iterates a MiniBatches at a time: give each thread its own (copy.deepcopy "
+                f"makes one)")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def __copy__(self):
+        raise TypeError(f"copy.copy of a {type(self).__name__} is refused: a shallow copy would "
+                        f"share the reused buffers and the generator with the original. Use "
+                        f"copy.deepcopy (or pickle) for an independent one")
+
+    def __reduce_ex__(self, protocol):
+        # Rebuilt through __init__ (the lock and the buffers are per object): the data, the
+        # configuration and the generator, which deepcopy and pickle copy with its state.
+        with self._inside():
+            return _restore, (type(self), self._X, self._Y,
+                              dict(batch_size=self._batch_size, seed=self._rng,
+                                   axis=self._axis, drop_last=self._drop_last, copy=self._copy,
+                                   rank=self._rank, world=self._world))
 
     @property
     def rank(self):
@@ -244,25 +307,28 @@ class MiniBatches:
         size ``b``, and the last part is no larger, so this rank's examples, gathered as one
         permutation into batches of ``b`` (the same kernels as one process), are exactly its
         parts in order; a part with no example is yielded empty."""
-        self._check_current(epoch)
-        local, sizes = rank_part(perm, run.batch_size, run.drop_last, self._rank, self._world)
-        b = sizes[0] if sizes else 0
-        y_blocks = None
-        if b and run.axis == 1:
-            x_blocks = self._rank_columns(run, "rank X", run.X, local, b)
-            if run.Y is not None:
-                y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
-                y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
-        for k, size in enumerate(sizes):
+        with self._inside():
             self._check_current(epoch)
-            if size == 0:
-                batch = self._empty_batch(run)
-            elif run.axis == 1:
-                batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
-            else:
-                batch = self._rank_rows(run, local[k * b:k * b + size])
-            if run.copy:
-                batch = tuple(a.copy() for a in batch)
+            local, sizes = rank_part(perm, run.batch_size, run.drop_last, self._rank,
+                                     self._world)
+            b = sizes[0] if sizes else 0
+            y_blocks = None
+            if b and run.axis == 1:
+                x_blocks = self._rank_columns(run, "rank X", run.X, local, b)
+                if run.Y is not None:
+                    y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
+                    y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
+        for k, size in enumerate(sizes):
+            with self._inside():
+                self._check_current(epoch)
+                if size == 0:
+                    batch = self._empty_batch(run)
+                elif run.axis == 1:
+                    batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
+                else:
+                    batch = self._rank_rows(run, local[k * b:k * b + size])
+                if run.copy:
+                    batch = tuple(a.copy() for a in batch)
             yield batch if run.Y is not None else batch[0]
 
     def _rank_columns(self, run, key, data, local, b):
@@ -322,21 +388,23 @@ class MiniBatches:
 
     def _epoch_batches(self, epoch, run, perm):
         # Checked before every gather, not after: a stale iterator must raise before it writes
-        # into buffers whose batches the newer epoch has handed out.
-        self._check_current(epoch)
-        starts = batch_starts(run.m, run.batch_size, run.drop_last)
-        if run.axis == 1:
-            batches = self._column_epoch(run, perm[:starts.stop])  # drop_last: only what is used
-        else:
-            batches = self._row_batches(run, perm, starts)
-        batches = iter(batches)
-        while True:
+        # into buffers whose batches the newer epoch has handed out. Each gather holds the lock.
+        with self._inside():
             self._check_current(epoch)
-            batch = next(batches, None)
-            if batch is None:
-                return
-            if run.copy:
-                batch = tuple(b.copy() for b in batch)
+            starts = batch_starts(run.m, run.batch_size, run.drop_last)
+            if run.axis == 1:  # drop_last: only what is used
+                batches = self._column_epoch(run, perm[:starts.stop])
+            else:
+                batches = self._row_batches(run, perm, starts)
+            batches = iter(batches)
+        while True:
+            with self._inside():
+                self._check_current(epoch)
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                if run.copy:
+                    batch = tuple(b.copy() for b in batch)
             yield batch if run.Y is not None else batch[0]
 
     def _column_epoch(self, run, perm):
@@ -362,6 +430,12 @@ class MiniBatches:
                 continue
             ops.take_rows(y2, rows, y_buf[:bk])
             yield x_buf[:bk], (y_buf[:bk, 0] if Y.ndim == 1 else y_buf[:bk])
+
+
+def _restore(cls, X, Y, config):
+    """A ``cls`` over ``X`` and ``Y`` (copies made by deepcopy or pickle) with the
+    configuration and generator of the one copied (MiniBatches.__reduce_ex__)."""
+    return cls(X, Y, **config)
 
 
 def rank_part(perm, batch_size, drop_last, rank, world):
