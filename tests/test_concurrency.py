@@ -261,3 +261,47 @@ def test_two_threads_iterating_one_minibatches_never_mix_batches(impl, axis):
     assert not mixed
     for message in refused:
         assert "MiniBatches" in message
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_an_unfinished_epoch_of_another_thread_is_not_overwritten(impl):
+    # Between two batches no gather runs, but the other thread still holds its batch (a view
+    # of the reused buffers): a new epoch from here would overwrite it. Refused until that
+    # thread's iterator is finished, closed or dropped; the same thread may restart as before.
+    X = np.arange(40.0).reshape(4, 10)
+    loader = IMPLS[impl].MiniBatches(X, np.arange(10), batch_size=3, seed=0)
+    held, done = threading.Event(), threading.Event()
+    box = {}
+
+    def other():
+        box["it"] = iter(loader)
+        box["batch"] = next(box["it"])
+        held.set()
+        assert done.wait(60)
+        box["it"].close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert held.wait(60)
+        x, y = box["batch"]
+        kept = (x.copy(), y.copy())
+        with pytest.raises(RuntimeError, match=r"another thread is iterating this MiniBatches "
+                                               r"\(epoch 1, not finished\)"):
+            iter(loader)
+        assert x.tobytes() == kept[0].tobytes() and y.tobytes() == kept[1].tobytes()
+    finally:
+        done.set()
+        thread.join()
+    assert len(list(loader)) == len(loader)  # closed: free again
+
+    def unstarted():
+        box["it"] = iter(loader)  # never advanced, then dropped
+
+    thread = threading.Thread(target=unstarted)
+    thread.start()
+    thread.join()
+    with pytest.raises(RuntimeError, match="another thread is iterating"):
+        iter(loader)  # an unstarted iterator still counts while it exists
+    del box["it"]
+    assert len(list(loader)) == len(loader)
