@@ -97,7 +97,8 @@ class MiniBatches:
     (its iterator neither exhausted, closed nor dropped), ``iter()`` from another thread raises
     ``RuntimeError`` naming the object, rather than overwrite the batches that thread holds, as
     does any gather while another thread is inside one. Give each thread its own
-    ``MiniBatches`` (``copy.deepcopy`` makes one), or close the other thread's iterator first.
+    ``MiniBatches`` over the same arrays (they are only read), or close the other thread's
+    iterator first.
 
     **Copies are independent.** ``copy.deepcopy`` and ``pickle`` give a ``MiniBatches`` with its
     own copies of ``X`` and ``Y``, the same configuration and a copy of the generator in its
@@ -253,8 +254,8 @@ class MiniBatches:
                     raise RuntimeError(
                         f"another thread is iterating this MiniBatches (epoch {self._epoch}, "
                         f"not finished); one thread iterates a MiniBatches at a time: give "
-                        f"each thread its own (copy.deepcopy makes one), or finish or close "
-                        f"the other thread's iterator first")
+                        f"each thread its own MiniBatches (over the same arrays), or finish or "
+                        f"close the other thread's iterator first")
             self._epoch += 1
             run = _Epoch(self)
             perm = self._rng.permutation(run.m)
@@ -271,8 +272,8 @@ class MiniBatches:
         if not self._busy.acquire(False):
             raise RuntimeError(
                 f"another thread is iterating this MiniBatches (inside a gather); one thread "
-                f"iterates a MiniBatches at a time: give each thread its own (copy.deepcopy "
-                f"makes one)")
+                f"iterates a MiniBatches at a time: give each thread its own MiniBatches (over "
+                f"the same arrays)")
         try:
             yield
         finally:
