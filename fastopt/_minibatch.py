@@ -268,16 +268,25 @@ class MiniBatches:
 
     @contextlib.contextmanager
     def _inside(self):
-        """Hold the lock for starting an epoch or a gather; raise if another thread holds it."""
+        """Hold the lock for starting an epoch or a gather; raise if another thread holds it.
+
+        The per-batch loops take the lock inline instead: through this context manager it cost
+        ~3 us a batch, inline ~0.4 us (best of 31 epochs of 1250 batches of 16 x 64 float32:
+        3.68 -> 4.12 ms with one example per row, 3.00 -> 3.68 ms per column; a batch of
+        64 x 784 takes ~100 us)."""
         if not self._busy.acquire(False):
-            raise RuntimeError(
-                f"another thread is iterating this MiniBatches (inside a gather); one thread "
-                f"iterates a MiniBatches at a time: give each thread its own MiniBatches (over "
-                f"the same arrays)")
+            raise self._busy_error()
         try:
             yield
         finally:
             self._busy.release()
+
+    @staticmethod
+    def _busy_error():
+        return RuntimeError(
+            "another thread is iterating this MiniBatches (inside a gather); one thread iterates "
+            "a MiniBatches at a time: give each thread its own MiniBatches (over the same "
+            "arrays)")
 
     def __copy__(self):
         raise TypeError(f"copy.copy of a {type(self).__name__} is refused: a shallow copy would "
@@ -319,8 +328,11 @@ class MiniBatches:
                 if run.Y is not None:
                     y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
                     y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
+        busy = self._busy
         for k, size in enumerate(sizes):
-            with self._inside():
+            if not busy.acquire(False):
+                raise self._busy_error()
+            try:
                 self._check_current(epoch)
                 if size == 0:
                     batch = self._empty_batch(run)
@@ -330,6 +342,8 @@ class MiniBatches:
                     batch = self._rank_rows(run, local[k * b:k * b + size])
                 if run.copy:
                     batch = tuple(a.copy() for a in batch)
+            finally:
+                busy.release()
             yield batch if run.Y is not None else batch[0]
 
     def _rank_columns(self, run, key, data, local, b):
@@ -398,14 +412,19 @@ class MiniBatches:
             else:
                 batches = self._row_batches(run, perm, starts)
             batches = iter(batches)
+        busy = self._busy
         while True:
-            with self._inside():
+            if not busy.acquire(False):
+                raise self._busy_error()
+            try:
                 self._check_current(epoch)
                 batch = next(batches, None)
-                if batch is None:
-                    return
-                if run.copy:
+                if batch is not None and run.copy:
                     batch = tuple(b.copy() for b in batch)
+            finally:
+                busy.release()
+            if batch is None:
+                return
             yield batch if run.Y is not None else batch[0]
 
     def _column_epoch(self, run, perm):
