@@ -208,3 +208,17 @@ def test_a_copy_made_mid_epoch_starts_at_the_next_epoch_and_leaves_the_original_
 def test_minibatches_copy_copy_is_refused(impl):
     with pytest.raises(TypeError, match=r"copy\.copy.*MiniBatches.*copy\.deepcopy"):
         copy.copy(_loader(impl, 0))
+
+
+@pytest.mark.parametrize("copier", sorted(COPIERS) + ["copy"])
+def test_a_distributed_optimizer_refuses_to_be_copied(copier):
+    # One collective object across the ranks: a copy would share the communicator (its
+    # collectives pairing silently with the original's). Before: deepcopy and pickle raised
+    # "cannot pickle 'module' object" and copy.copy returned an object sharing the optimizer.
+    pytest.importorskip("mpi4py")
+    from fastopt.distributed import DistributedOptimizer
+    opt = DistributedOptimizer(fastopt.Adam, fastopt.pack({"w": np.zeros(10)}), lr=0.1)
+    copier = copy.copy if copier == "copy" else COPIERS[copier]
+    with pytest.raises(TypeError, match="DistributedOptimizer cannot be copied or pickled.*"
+                                        "save"):
+        copier(opt)
