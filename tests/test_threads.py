@@ -81,6 +81,16 @@ def test_many_threads_then_a_large_update_does_not_crash():
         "p = np.zeros(10**7, np.float32); g = np.ones_like(p)\n"
         "fastopt.SGD([p], lr=1.0).step([g])\n"
         "assert (p == -1).all()\n"
+        # The most accepted is safe: from the main thread, and from a thread with a 256 KiB
+        # stack (the OpenMP runtime puts per-thread data on the starting thread's stack).
+        "import threading\n"
+        "from fastopt import _threads\n"
+        "fastopt.set_num_threads(_threads.max_threads())\n"
+        "fastopt.SGD([p], lr=1.0).step([g])\n"
+        "threading.stack_size(256 * 1024)\n"
+        "t = threading.Thread(target=lambda: fastopt.SGD([p], lr=1.0).step([g]))\n"
+        "t.start(); t.join()\n"
+        "assert (p == -3).all()\n"
         "print('ok')\n")
     done = _run(code)
     assert done.returncode == 0, done.stderr[-2000:]
