@@ -10,7 +10,8 @@ Cost model. Parameters are validated once, at construction; a step validates onl
 (type, dtype, shape, contiguity and overlap, ~1 us an array) and then runs one kernel per array,
 or a single kernel over the whole buffer when parameters and gradients are packed
 (:func:`fastopt.pack`). ``max_grad_norm`` adds one read of the gradients (their norm); the
-scaling itself is fused into the update.
+scaling itself is fused into the update. A step also takes and releases a lock without waiting
+(~0.14 us: a second thread inside ``step`` raises instead of losing updates).
 """
 import contextlib
 import math
