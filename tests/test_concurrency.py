@@ -1,5 +1,7 @@
 """Kernels release the GIL: two Python threads stepping two optimizers at once get the same bits
 as one after the other (and both may split their work over OpenMP threads meanwhile)."""
+import copy
+import pickle
 import threading
 
 import numpy as np
@@ -144,7 +146,8 @@ def test_a_second_thread_entering_step_raises(impl, packed):
         assert entered.wait(60)
         before = [p.copy() for p in opt.params.values()]
         for attempt in (lambda: opt.step(grads), opt.state_dict,
-                        lambda: opt.load_state_dict(opt.state_dict())):
+                        lambda: opt.load_state_dict(opt.state_dict()),
+                        lambda: copy.deepcopy(opt), lambda: pickle.dumps(opt)):
             with pytest.raises(RuntimeError, match=r"another thread is inside Adam\.step"):
                 attempt()
         assert opt.t == 1  # the first step's count; the refused one added nothing
