@@ -22,6 +22,7 @@ def config():
         "openmp": kernels.OPENMP,
         "threads": _threads.get_num_threads(),
         "threads_env": _threads.ENV_VAR,
+        "max_threads": _threads.max_threads(),
         "openmp_processors": kernels.omp_num_procs(),
         "thread_thresholds": kernels.thread_thresholds(),
         "compile_flags": kernels.CFLAGS,
@@ -51,8 +52,8 @@ def show_config(file=None):
     print(f"  CPU              : AVX2+FMA {'yes' if c['cpu_avx2_fma'] else 'no'}, AVX-512 "
           f"{avx512}", file=out)
     if c["openmp"]:
-        print(f"  threads          : {c['threads']} (env {c['threads_env']}; OpenMP sees "
-              f"{c['openmp_processors']} processors)", file=out)
+        print(f"  threads          : {c['threads']} (env {c['threads_env']}, 1 to "
+              f"{c['max_threads']}; OpenMP sees {c['openmp_processors']} processors)", file=out)
     else:
         print(f"  threads          : 1 (serial build, compiled without OpenMP; "
               f"{c['threads_env']} and set_num_threads are accepted and have no effect)",

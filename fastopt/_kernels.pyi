@@ -17,6 +17,9 @@ FMA: bool
 DIV_CHUNK_BYTES: int
 FMA_DIVISIONS_UP_TO: int
 
+MAX_THREADS: int
+HARD_MAX_THREADS: int
+
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def omp_num_procs() -> int: ...

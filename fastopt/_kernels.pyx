@@ -29,6 +29,8 @@ from numpy cimport intp_t
 
 cnp.import_array()
 
+import numpy as _np
+
 
 # --- threads ----------------------------------------------------------------------------------
 # The count is set from Python (fastopt._threads: FASTOPT_NUM_THREADS, set_num_threads); a kernel
@@ -39,8 +41,17 @@ cnp.import_array()
 cdef int _num_threads = 1
 
 
-def set_num_threads(int n):
+def set_num_threads(n):
+    """Set the count (1 to ``MAX_THREADS``). fastopt._threads checks it first and words the
+    error; this is the second line, O(1), so that no direct call can ask the OpenMP runtime for
+    a team it cannot start (100000 threads crashed the process at the next large update)."""
     global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)):
+        raise TypeError(f"n must be an integer from 1 to {MAX_THREADS}, got "
+                        f"{type(n).__name__}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be an integer from 1 to {MAX_THREADS} (the most threads this "
+                         f"build starts), got {n}")
     _num_threads = n
 
 
@@ -58,17 +69,34 @@ cdef extern from *:
     #include <omp.h>
     #define FASTOPT_OPENMP 1
     #define fastopt_omp_num_procs() omp_get_num_procs()
+    #define fastopt_omp_thread_limit() omp_get_thread_limit()
     #else
     #define FASTOPT_OPENMP 0
     #define fastopt_omp_num_procs() 0
+    #define fastopt_omp_thread_limit() 1
     #endif
     """
     const int FASTOPT_OPENMP
     int fastopt_omp_num_procs() nogil
+    int fastopt_omp_thread_limit() nogil
 
 
 OPENMP = bool(FASTOPT_OPENMP)
 """True when built with OpenMP; False for a serial build (threads are then always 1)."""
+
+HARD_MAX_THREADS = 1024
+"""The most threads fastopt asks the OpenMP runtime for. A team of n threads costs the thread that
+starts it stack space in proportion to n (libgomp puts each new thread's start data, on the order
+of 100 bytes, on that stack with alloca): 100000 threads crashed the process with a segmentation
+fault under the default 8 MiB stack, while 1024 need ~100 KiB. No
+machine this runs on has more hardware threads than that, and the kernels are bound by memory
+bandwidth, so a larger count could only be slower."""
+
+MAX_THREADS = max(1, min(HARD_MAX_THREADS, fastopt_omp_thread_limit())) if OPENMP else \
+    HARD_MAX_THREADS
+"""The largest count ``set_num_threads`` accepts: ``HARD_MAX_THREADS``, or OpenMP's own thread
+limit (``OMP_THREAD_LIMIT``) when lower. A serial build accepts the same counts (and runs one
+thread), so that the same code runs on every build."""
 
 
 def omp_num_procs():
@@ -1574,8 +1602,6 @@ cdef void _columns_into(const char* src, Py_ssize_t n_rows, Py_ssize_t row_strid
 # (ndim, shape, dtype, contiguity, writeability) plus one pass over the indices for their range.
 # On a failure the kernel calls the Python check only to word the error, so both implementations
 # raise the same ValueError; nothing has been written by then.
-
-import numpy as _np
 
 _INTP = _np.dtype(_np.intp)
 

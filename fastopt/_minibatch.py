@@ -14,7 +14,10 @@ batches coalesce at the top of the heap, it returns them to the OS (984 brk call
 traced) and the next call faults all 188 MB back in as 4 KB pages, 105 ms. The one buffer costs
 the same every time. ``MiniBatches`` allocates its buffer once and reuses it every epoch.
 """
+import contextlib
 import numbers
+import threading
+import weakref
 
 import numpy as np
 
@@ -137,6 +140,20 @@ class MiniBatches(_v.StrictAttributes):
     after ``opt.save(path, batches=loader)``) makes a new ``MiniBatches`` over the same data go
     on with exactly the batches this one would have yielded next, mid-epoch included.
 
+    **One thread iterates it at a time.** While an epoch started by one thread is unfinished
+    (its iterator neither exhausted, closed nor dropped), ``iter()`` from another thread raises
+    ``RuntimeError`` naming the object, rather than overwrite the batches that thread holds, as
+    does any gather while another thread is inside one. Give each thread its own
+    ``MiniBatches`` over the same arrays (they are only read), or close the other thread's
+    iterator first.
+
+    **Copies are independent.** ``copy.deepcopy`` and ``pickle`` give a ``MiniBatches`` with its
+    own copies of ``X`` and ``Y``, the same configuration and a copy of the generator in its
+    current state: its epochs from then on are those the original would have drawn next. An
+    epoch in progress is not copied (the copy starts at the next one) and neither are the
+    buffers. ``copy.copy`` raises ``TypeError``: a shallow copy would share the buffers and the
+    generator.
+
     Parameters
     ----------
     X : ndarray
@@ -216,6 +233,12 @@ class MiniBatches(_v.StrictAttributes):
         self._rank, self._world = _v.check_rank_world(rank, world)
         self._run = None      # the _Epoch last started
         self._resume = None   # (state, batches done, batch_size, drop_last) from a state dict
+        # Threads (see the class docstring): _busy is held while an epoch starts and during
+        # each gather (non-blocking: a second thread raises instead of waiting); _owner is the
+        # thread that started the current epoch and a weak reference to its iterator, live
+        # until the iterator is exhausted, closed or dropped.
+        self._busy = threading.Lock()
+        self._owner = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -274,20 +297,69 @@ class MiniBatches(_v.StrictAttributes):
         return len(batch_starts(self._m, self._batch_size, self._drop_last))
 
     def __iter__(self):
-        self._epoch += 1
-        resume, self._resume = self._resume, None
-        if resume is None:
-            # The state before the draw, for state_dict (~3 us, once an epoch).
-            run = _Epoch(self, self._rng.bit_generator.state)
-            perm = self._rng.permutation(run.m)
-        else:  # the epoch a state dict was saved in, drawn again from its starting state
-            start, done, batch_size, drop_last = resume
-            run = _Epoch(self, start, done, batch_size, drop_last)
-            perm = np.random.Generator(_bit_generator(start, "state")).permutation(run.m)
-        self._run = run
-        if self._world > 1:
-            return self._rank_batches(self._epoch, run, perm)
-        return self._epoch_batches(self._epoch, run, perm)
+        with self._inside():
+            me = threading.get_ident()
+            if self._owner is not None and self._owner[0] != me:
+                other = self._owner[1]()
+                if other is not None and other.gi_frame is not None:  # not finished
+                    raise RuntimeError(
+                        f"another thread is iterating this MiniBatches (epoch {self._epoch}, "
+                        f"not finished); one thread iterates a MiniBatches at a time: give "
+                        f"each thread its own MiniBatches (over the same arrays), or finish or "
+                        f"close the other thread's iterator first")
+            self._epoch += 1
+            resume, self._resume = self._resume, None
+            if resume is None:
+                # The state before the draw, for state_dict (~3 us, once an epoch).
+                run = _Epoch(self, self._rng.bit_generator.state)
+                perm = self._rng.permutation(run.m)
+            else:  # the epoch a state dict was saved in, drawn again from its starting state
+                start, done, batch_size, drop_last = resume
+                run = _Epoch(self, start, done, batch_size, drop_last)
+                perm = np.random.Generator(_bit_generator(start, "state")).permutation(run.m)
+            self._run = run
+            if self._world > 1:
+                batches = self._rank_batches(self._epoch, run, perm)
+            else:
+                batches = self._epoch_batches(self._epoch, run, perm)
+            self._owner = (me, weakref.ref(batches))
+            return batches
+
+    @contextlib.contextmanager
+    def _inside(self):
+        """Hold the lock for starting an epoch or a gather; raise if another thread holds it.
+
+        The per-batch loops take the lock inline instead: through this context manager it cost
+        ~3 us a batch, inline ~0.4 us (best of 31 epochs of 1250 batches of 16 x 64 float32:
+        3.68 -> 4.12 ms with one example per row, 3.00 -> 3.68 ms per column; a batch of
+        64 x 784 takes ~100 us)."""
+        if not self._busy.acquire(False):
+            raise self._busy_error()
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    @staticmethod
+    def _busy_error():
+        return RuntimeError(
+            "another thread is iterating this MiniBatches (inside a gather); one thread iterates "
+            "a MiniBatches at a time: give each thread its own MiniBatches (over the same "
+            "arrays)")
+
+    def __copy__(self):
+        raise TypeError(f"copy.copy of a {type(self).__name__} is refused: a shallow copy would "
+                        f"share the reused buffers and the generator with the original. Use "
+                        f"copy.deepcopy (or pickle) for an independent one")
+
+    def __reduce_ex__(self, protocol):
+        # Rebuilt through __init__ (the lock and the buffers are per object): the data, the
+        # configuration and the generator, which deepcopy and pickle copy with its state.
+        with self._inside():
+            return _restore, (type(self), self._X, self._Y,
+                              dict(batch_size=self._batch_size, seed=self._rng,
+                                   axis=self._axis, drop_last=self._drop_last, copy=self._copy,
+                                   rank=self._rank, world=self._world))
 
     @property
     def rank(self):
@@ -304,28 +376,36 @@ class MiniBatches(_v.StrictAttributes):
         size ``b``, and the last part is no larger, so this rank's examples, gathered as one
         permutation into batches of ``b`` (the same kernels as one process), are exactly its
         parts in order; a part with no example is yielded empty."""
-        self._check_current(epoch)
-        local, sizes = rank_part(perm, run.batch_size, run.drop_last, self._rank, self._world)
-        b = sizes[0] if sizes else 0
-        y_blocks = None
-        if b and run.axis == 1:
-            x_blocks = self._rank_columns(run, "rank X", run.X, local, b)
-            if run.Y is not None:
-                y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
-                y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
+        with self._inside():
+            self._check_current(epoch)
+            local, sizes = rank_part(perm, run.batch_size, run.drop_last, self._rank,
+                                     self._world)
+            b = sizes[0] if sizes else 0
+            y_blocks = None
+            if b and run.axis == 1:
+                x_blocks = self._rank_columns(run, "rank X", run.X, local, b)
+                if run.Y is not None:
+                    y2 = run.Y[np.newaxis, :] if run.Y.ndim == 1 else run.Y
+                    y_blocks = self._rank_columns(run, "rank Y", y2, local, b)
+        busy = self._busy
         for k, size in enumerate(sizes):
             if k < run.done:  # resumed mid-epoch (load_state_dict): already handed out
                 continue
-            self._check_current(epoch)
-            if size == 0:
-                batch = self._empty_batch(run)
-            elif run.axis == 1:
-                batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
-            else:
-                batch = self._rank_rows(run, local[k * b:k * b + size])
-            if run.copy:
-                batch = tuple(a.copy() for a in batch)
-            run.done += 1  # counted when handed out: a state_dict taken now resumes after it
+            if not busy.acquire(False):
+                raise self._busy_error()
+            try:
+                self._check_current(epoch)
+                if size == 0:
+                    batch = self._empty_batch(run)
+                elif run.axis == 1:
+                    batch = (x_blocks[k],) if y_blocks is None else (x_blocks[k], y_blocks[k])
+                else:
+                    batch = self._rank_rows(run, local[k * b:k * b + size])
+                if run.copy:
+                    batch = tuple(a.copy() for a in batch)
+                run.done += 1  # counted when handed out: a state_dict taken now resumes after it
+            finally:
+                busy.release()
             yield batch if run.Y is not None else batch[0]
 
     def _rank_columns(self, run, key, data, local, b):
@@ -387,24 +467,31 @@ class MiniBatches(_v.StrictAttributes):
 
     def _epoch_batches(self, epoch, run, perm):
         # Checked before every gather, not after: a stale iterator must raise before it writes
-        # into buffers whose batches the newer epoch has handed out.
-        self._check_current(epoch)
-        starts = batch_starts(run.m, run.batch_size, run.drop_last)
-        if run.axis == 1:
-            batches = self._column_epoch(run, perm[:starts.stop])  # drop_last: only what is used
-            for _ in range(run.done):  # resumed mid-epoch: skip what was handed out
-                next(batches)
-        else:
-            batches = self._row_batches(run, perm, starts[run.done:])
-        batches = iter(batches)
-        while True:
+        # into buffers whose batches the newer epoch has handed out. Each gather holds the lock.
+        with self._inside():
             self._check_current(epoch)
-            batch = next(batches, None)
+            starts = batch_starts(run.m, run.batch_size, run.drop_last)
+            if run.axis == 1:  # drop_last: only what is used
+                batches = iter(self._column_epoch(run, perm[:starts.stop]))
+                for _ in range(run.done):  # resumed mid-epoch: skip what was handed out
+                    next(batches)
+            else:
+                batches = iter(self._row_batches(run, perm, starts[run.done:]))
+        busy = self._busy
+        while True:
+            if not busy.acquire(False):
+                raise self._busy_error()
+            try:
+                self._check_current(epoch)
+                batch = next(batches, None)
+                if batch is not None:
+                    if run.copy:
+                        batch = tuple(b.copy() for b in batch)
+                    run.done += 1  # counted when handed out: a state_dict now resumes after it
+            finally:
+                busy.release()
             if batch is None:
                 return
-            if run.copy:
-                batch = tuple(b.copy() for b in batch)
-            run.done += 1  # counted when handed out: a state_dict taken now resumes after it
             yield batch if run.Y is not None else batch[0]
 
     def _column_epoch(self, run, perm):
@@ -522,6 +609,12 @@ class MiniBatches(_v.StrictAttributes):
                 continue
             ops.take_rows(y2, rows, y_buf[:bk])
             yield x_buf[:bk], (y_buf[:bk, 0] if Y.ndim == 1 else y_buf[:bk])
+
+
+def _restore(cls, X, Y, config):
+    """A ``cls`` over ``X`` and ``Y`` (copies made by deepcopy or pickle) with the
+    configuration and generator of the one copied (MiniBatches.__reduce_ex__)."""
+    return cls(X, Y, **config)
 
 
 def rank_part(perm, batch_size, drop_last, rank, world):

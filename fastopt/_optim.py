@@ -10,9 +10,13 @@ Cost model. Parameters are validated once, at construction; a step validates onl
 (type, dtype, shape, contiguity and overlap, ~1 us an array) and then runs one kernel per array,
 or a single kernel over the whole buffer when parameters and gradients are packed
 (:func:`fastopt.pack`). ``max_grad_norm`` adds one read of the gradients (their norm); the
-scaling itself is fused into the update.
+scaling itself is fused into the update. A step also takes and releases a lock without waiting
+(~0.15 us: a second thread inside ``step`` raises instead of losing updates).
 """
+import contextlib
+import copy
 import math
+import threading
 
 import numpy as np
 
@@ -107,6 +111,21 @@ class Optimizer(_v.StrictAttributes):
     The parameters are checked once, when the optimizer is built; each step checks again only
     that none of them (nor a state array) has been made read-only since, and raises
     ``ValueError`` naming it before anything, the step count included, changes.
+
+    Threads. One optimizer steps from one thread at a time: a second thread calling
+    :meth:`step` (or :meth:`state_dict`, :meth:`load_state_dict`, :meth:`save`, :meth:`load`,
+    or copying it) while another is inside :meth:`step` raises ``RuntimeError`` naming the
+    optimizer, before anything is written, rather than lose updates. Different optimizers step
+    from different threads at once (the kernels release the GIL).
+
+    Copies. ``copy.deepcopy(opt)`` and ``pickle`` give an independent working optimizer, before
+    or after the first step: its own copies of the parameters and state (dict, list or
+    :class:`fastopt.PackedArrays`, as given), the same step count, hyperparameters (a schedule
+    copied too), ``skipped`` and ``last_grad_norm``, so that from then on it computes the same
+    bits as the original for the same gradients. Parameters copied in the same ``deepcopy`` or
+    pickled in the same ``pickle.dumps`` call stay its parameters (``params2, opt2 =
+    copy.deepcopy((params, opt))``). ``copy.copy(opt)`` raises ``TypeError``: a shallow copy
+    would step the original's arrays a second time.
     """
 
     _ops = _fast_ops
@@ -120,6 +139,8 @@ class Optimizer(_v.StrictAttributes):
     max_grad_norm = Hyper(_check_max_grad_norm)
 
     def __init__(self, params, lr, nonfinite="propagate", max_grad_norm=None, **hyper):
+        # Held by step (non-blocking: a second thread raises instead of waiting).
+        self._busy = threading.Lock()
         self._keys, arrays = _normalize_params(params)
         self._dict_params = isinstance(params, dict)
         self._names = [f"params[{k!r}]" for k in self._keys]
@@ -247,6 +268,55 @@ class Optimizer(_v.StrictAttributes):
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
         return f"{type(self).__name__}({len(self._params)} arrays, {args}, step {self._t})"
 
+    # -- threads and copies ------------------------------------------------------------------
+
+    def _busy_error(self):
+        return RuntimeError(
+            f"another thread is inside {type(self).__name__}.step on this optimizer (step "
+            f"{self._t}); one optimizer steps from one thread at a time: give each thread its "
+            f"own optimizer, or hold a lock around step. Nothing was done")
+
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """Hold the step lock for something that reads or writes the arrays; raise if a step
+        runs in another thread."""
+        if not self._busy.acquire(False):
+            raise self._busy_error()
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def __copy__(self):
+        raise TypeError(f"copy.copy of a {type(self).__name__} is refused: a shallow copy would "
+                        f"step the same parameter and state arrays as the original. Use "
+                        f"copy.deepcopy (or pickle) for an independent optimizer with its own "
+                        f"arrays")
+
+    def __reduce_ex__(self, protocol):
+        # Rebuilt by _restore through __init__ (never from our attributes: the kernels' bound
+        # memoryviews and the lock are per object), from the parameters as given and copies of
+        # everything a step reads; deepcopy and pickle copy the arrays.
+        with self._exclusive():
+            return self._reduce()
+
+    def __deepcopy__(self, memo):
+        # As pickle does, but holding the step lock until the arrays are copied.
+        with self._exclusive():
+            restore, args = self._reduce()
+            return restore(*copy.deepcopy(args, memo))
+
+    def _reduce(self):
+        if self._packed is not None:
+            params = self._packed
+        elif self._dict_params:
+            params = dict(zip(self._keys, self._params))
+        else:
+            params = list(self._params)
+        state = {s: list(self._state[s]) for s in self._state_names}
+        return _restore, (type(self), params, dict(self._hyper), self._t, self._skipped,
+                          self._last_grad_norm, state)
+
     # -- stepping ----------------------------------------------------------------------------
 
     def step(self, grads):
@@ -262,29 +332,45 @@ class Optimizer(_v.StrictAttributes):
         -------
         bool
             True if the parameters were updated, False if ``nonfinite="skip"`` skipped it.
+
+        Raises
+        ------
+        RuntimeError
+            Another thread is inside ``step`` on this optimizer (nothing is done).
         """
-        flat_grads = self._flat_grads(grads)
-        checks = (grads.buffer,) if flat_grads is None else flat_grads
-        hyper = self._hyper
-        scale, norm = 1.0, None
-        finite = None
-        if hyper["max_grad_norm"] is not None:
-            # The norm of each array in parameter order (a packed buffer by its entries), so
-            # that dict, list and packed gradients give the same norm (docs/contract.md §8).
-            entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
-            norm = global_norm(self._ops, entries)
-            finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
-            scale = clip_coefficient(norm, hyper["max_grad_norm"])
-        if (hyper["nonfinite"] != "propagate" and finite is None
-                and not all(self._ops.all_finite(g) for g in checks)):
-            if hyper["nonfinite"] == "raise":
-                raise NonFiniteGradientError(
-                    f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
-                    f"(nonfinite='raise')")
-            self._skipped += 1
-            return False
-        self._step_scaled(grads, scale, norm, flat_grads)
-        return True
+        # A second thread raises instead of waiting: a non-blocking acquire, a release and a
+        # try, ~0.15 us. Best of 21 x 3 runs of 5000 steps over two float32 arrays of 100 and 10
+        # items, before -> after: SGD 3.51 -> 3.70 us (dict), 1.80 -> 1.98 us (packed); Adam
+        # 4.07 -> 4.24 us, 2.25 -> 2.40 us. The medians of those runs moved by more than that
+        # from one run to the next on this shared machine (packed SGD: 2.8-3.6 us).
+        busy = self._busy
+        if not busy.acquire(False):
+            raise self._busy_error()
+        try:
+            flat_grads = self._flat_grads(grads)
+            checks = (grads.buffer,) if flat_grads is None else flat_grads
+            hyper = self._hyper
+            scale, norm = 1.0, None
+            finite = None
+            if hyper["max_grad_norm"] is not None:
+                # The norm of each array in parameter order (a packed buffer by its entries), so
+                # that dict, list and packed gradients give the same norm (docs/contract.md §8).
+                entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
+                norm = global_norm(self._ops, entries)
+                finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
+                scale = clip_coefficient(norm, hyper["max_grad_norm"])
+            if (hyper["nonfinite"] != "propagate" and finite is None
+                    and not all(self._ops.all_finite(g) for g in checks)):
+                if hyper["nonfinite"] == "raise":
+                    raise NonFiniteGradientError(
+                        f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
+                        f"(nonfinite='raise')")
+                self._skipped += 1
+                return False
+            self._apply(grads, scale, norm, flat_grads)
+            return True
+        finally:
+            busy.release()
 
     def _flat_grads(self, grads):
         """Validate ``grads`` (and that our arrays are still writeable); return them flat in
@@ -306,7 +392,12 @@ class Optimizer(_v.StrictAttributes):
         non-finite check of :meth:`step`: the caller decided both. ``norm`` (None: no clipping)
         becomes ``last_grad_norm``. For :mod:`fastopt.distributed`, whose norm and decision
         span processes (docs/contract.md §9); ``flat_grads`` is :meth:`_flat_grads`'s answer
-        when the caller has it."""
+        when the caller has it. Holds the step lock, as :meth:`step` does."""
+        with self._exclusive():
+            self._apply(grads, scale, norm, flat_grads)
+
+    def _apply(self, grads, scale, norm, flat_grads=False):
+        """:meth:`_step_scaled` inside the step lock."""
         if flat_grads is False:
             flat_grads = self._flat_grads(grads)
         lr = self._lr_now()
@@ -400,7 +491,8 @@ class Optimizer(_v.StrictAttributes):
             "hyperparameters", "params", "state"}``; ``params`` is a list of arrays in
             parameter order, ``state`` a dict of such lists.
         """
-        return _checkpoint.state_dict(self, copy=True)
+        with self._exclusive():
+            return _checkpoint.state_dict(self, copy=True)
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`: parameters and state are copied into the existing
@@ -413,7 +505,8 @@ class Optimizer(_v.StrictAttributes):
         that size the state must equal this optimizer's). On any mismatch a
         ``ValueError``/``TypeError`` names it and nothing changes.
         """
-        _checkpoint.load_state_dict(self, state)
+        with self._exclusive():
+            _checkpoint.load_state_dict(self, state)
 
     def save(self, path, batches=None):
         """Write :meth:`state_dict` to a ``.npz`` file, atomically.
@@ -434,7 +527,8 @@ class Optimizer(_v.StrictAttributes):
             position within the epoch): ``load(path, batches=loader)`` then resumes the
             optimizer and the loader together, bit for bit, mid-epoch included.
         """
-        _checkpoint.save(self, path, batches)
+        with self._exclusive():
+            _checkpoint.save(self, path, batches)
 
     def load(self, path, batches=None):
         """Restore a checkpoint written by :meth:`save` (see :meth:`load_state_dict`).
@@ -450,7 +544,8 @@ class Optimizer(_v.StrictAttributes):
             Restore the loader state saved with ``save(path, batches=...)`` into it (the file
             must hold one), validated with the rest before anything changes.
         """
-        _checkpoint.load(self, path, batches)
+        with self._exclusive():
+            _checkpoint.load(self, path, batches)
 
     # -- access ------------------------------------------------------------------------------
 
@@ -477,6 +572,31 @@ class Optimizer(_v.StrictAttributes):
                            f"{list(self._state_names)}")
         arrays = self._state[name]
         return dict(zip(self._keys, arrays)) if self._dict_params else list(arrays)
+
+
+def _restore(cls, params, hyper, t, skipped, last_grad_norm, state):
+    """An optimizer of class ``cls`` over ``params`` (already copied by deepcopy or pickle),
+    with the step count, counters and state arrays of the one copied (Optimizer.__reduce_ex__).
+    Built through the constructor's checks; the state arrays must match the new ones."""
+    opt = cls.__new__(cls)
+    Optimizer.__init__(opt, params, **hyper)
+    if set(state) != set(opt._state_names):
+        raise ValueError(f"the copied {cls.__name__} has state {sorted(state)}; expected "
+                         f"{sorted(opt._state_names)}")
+    for name in opt._state_names:
+        if len(state[name]) != len(opt._state[name]):
+            raise ValueError(f"the copied {cls.__name__} has {len(state[name])} {name!r} "
+                             f"arrays; expected {len(opt._state[name])}")
+        for i, (dst, src) in enumerate(zip(opt._state[name], state[name])):
+            if not (isinstance(src, np.ndarray) and src.dtype == dst.dtype
+                    and src.shape == dst.shape):
+                raise ValueError(f"the copied {cls.__name__}'s {name}[{i}] does not match its "
+                                 f"parameter's dtype and shape")
+            dst[...] = src
+    opt._t = _v.check_count(t, "t", 0)
+    opt._skipped = _v.check_count(skipped, "skipped", 0)
+    opt._last_grad_norm = last_grad_norm
+    return opt
 
 
 def _normalize_params(params):

@@ -7,6 +7,11 @@ computed the same way wherever the split falls).
 A serial build (compiled without OpenMP: ``fastopt.show_config()`` says so) runs every kernel on
 one thread. ``set_num_threads(n)`` and ``FASTOPT_NUM_THREADS`` are still validated and accepted,
 so that the same code runs on every build, but ``get_num_threads()`` reports 1 there.
+
+Limits. A count must be from 1 to :func:`max_threads` (1024, or OpenMP's ``OMP_THREAD_LIMIT``
+when lower): a larger one is refused with a ValueError, not clamped, from the function and the
+environment variable alike, because asking for 100000 threads is a mistake worth hearing about
+(it used to crash the process at the next large update). The kernels refuse it too.
 """
 import contextlib
 import os
@@ -24,18 +29,28 @@ def _machine_cores():
         return os.cpu_count() or 1
 
 
+def max_threads():
+    """The largest thread count accepted: 1024, or OpenMP's ``OMP_THREAD_LIMIT`` if lower.
+
+    Returns
+    -------
+    int
+    """
+    return min(module.MAX_THREADS for module in _dispatch.MODULES.values())
+
+
+HARD_MAX = _dispatch.kernels.HARD_MAX_THREADS
+
+
+def _default():
+    return min(_machine_cores(), max_threads())
+
+
 def _from_environment():
     text = os.environ.get(ENV_VAR, "").strip()
     if not text:
-        return _machine_cores()
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{ENV_VAR} must be a whole number >= 1, got {text!r}; unset it to use "
-                         f"every core ({_machine_cores()})")
-    return n
+        return _default()
+    return _v.check_num_threads_text(text, ENV_VAR, max_threads(), _default())
 
 
 def set_num_threads(n):
@@ -44,9 +59,15 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        >= 1. The default is ``FASTOPT_NUM_THREADS`` if set, else the cores this process may use.
+        From 1 to :func:`max_threads`. The default is ``FASTOPT_NUM_THREADS`` if set, else the
+        cores this process may use.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``n`` is not an integer, or is out of range (the count is then unchanged).
     """
-    _set_everywhere(_v.check_count(n, "n", 1))
+    _set_everywhere(_v.check_num_threads(n, "n", max_threads(), _machine_cores()))
 
 
 def _set_everywhere(n):
@@ -71,7 +92,7 @@ def num_threads(n):
     1
     """
     previous = get_num_threads()
-    set_num_threads(n)
+    set_num_threads(n)  # validated before the block runs
     try:
         yield
     finally:

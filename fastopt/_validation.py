@@ -165,6 +165,29 @@ def check_grad_norm(value, name):
     return value
 
 
+def check_num_threads(n, name, maximum, cores):
+    """Return the thread count ``n`` as a Python int: an integer from 1 to ``maximum`` (what
+    the runtime supports, fastopt._threads.max_threads); ``cores`` goes into the message."""
+    n = check_count(n, name, 1, maximum=None)
+    if n > maximum:
+        raise ValueError(f"{name} must be an integer from 1 to {maximum} (the most threads "
+                         f"fastopt starts; this machine has {cores} cores), got {n}")
+    return n
+
+
+def check_num_threads_text(text, name, maximum, default):
+    """The thread count of an environment variable ``name`` holding ``text``: a whole number
+    from 1 to ``maximum``; ``default`` (what unsetting it gives) goes into the message."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= maximum:
+        raise ValueError(f"{name} must be a whole number from 1 to {maximum}, got {text!r}; "
+                         f"unset it to use every core ({default})")
+    return n
+
+
 def check_step(t, name="t"):
     """Return the Adam step ``t`` as a Python int; it must be an integer >= 1.
 

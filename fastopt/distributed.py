@@ -166,6 +166,9 @@ class DistributedOptimizer:
     gradient (N) without sharding or its slice (N/world) with it; optimizer state N or N/world
     per state array. With one rank, none of the buffers: it steps on the gradient itself.
 
+    It cannot be copied or pickled (``TypeError``): a copy would share the communicator. Use
+    :meth:`save` and :meth:`load`.
+
     Examples
     --------
     Under ``mpiexec -n 2 python script.py``::
@@ -741,6 +744,17 @@ class DistributedOptimizer:
         return (f"DistributedOptimizer({type(self._inner).__name__}, rank {self._rank} of "
                 f"{self._world}, shard_state={self._shard_state}, average={self._average}, "
                 f"step {self._inner.t})")
+
+    # A copy would share the communicator with the original while each rank copies on its own:
+    # the collectives of two objects on one communicator would pair up silently. Refused.
+    def __reduce_ex__(self, protocol=None):
+        raise TypeError(f"a {type(self).__name__} cannot be copied or pickled: it is one "
+                        f"collective object across the ranks of its communicator. To resume, "
+                        f"save() and build a new {type(self).__name__} on every rank, then "
+                        f"load(); for a local copy, copy.deepcopy an optimizer built with "
+                        f"optimizer_class instead")
+
+    __copy__ = __reduce_ex__
 
 
 if __name__ == "__main__":  # python -m fastopt.distributed

@@ -39,8 +39,10 @@ def grads_like(params):
 
 def snapshot(obj):
     """Everything an object holds, to compare before and after a refused assignment."""
+    # Not state: the thread guard (a lock) and the epoch's owner (a weak reference).
     return pickle.dumps({k: v for k, v in vars(obj).items() if not k.startswith("_table")
-                         and not k.startswith("_calls") and k != "_packed_call"})
+                         and not k.startswith("_calls") and k != "_packed_call"
+                         and k not in ("_busy", "_owner")})
 
 
 # --- the issue's examples ---------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Kernels release the GIL: two Python threads stepping two optimizers at once get the same bits
 as one after the other (and both may split their work over OpenMP threads meanwhile)."""
+import copy
+import pickle
 import threading
 
 import numpy as np
 import pytest
 
 import fastopt
+import fastopt.reference
 from fastopt.testing import assert_ulp_equal
 
 N = 200_000  # large enough that each kernel call runs long with the GIL released
@@ -101,3 +104,207 @@ def test_array_level_ewa_and_minibatches_concurrently():
     assert_ulp_equal(got["ewa"], want_ewa)
     for a, b in zip(got["batches"], want_batches):
         assert_ulp_equal(a, b)
+
+
+# --- one object from two threads (issue item 2) -----------------------------------------------
+# A second thread entering a step, or a gather of the same MiniBatches, while another thread is
+# inside raises RuntimeError naming the object, before it writes anything; nothing is lost or
+# mixed. Deterministic versions hold the first thread inside with an Event; the others race two
+# threads over large arrays and check the invariant the issue broke.
+
+IMPLS = {"fastopt": fastopt, "reference": fastopt.reference}
+
+
+def _held_inside(cls):
+    """A subclass whose step stops inside (after the lock, before the kernels) until released."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Held(cls):
+        def _scalars(self, lr, scale):
+            entered.set()
+            assert release.wait(60)
+            return super()._scalars(lr, scale)
+    Held.__name__ = Held.__qualname__ = cls.__name__  # messages name the class
+    return Held, entered, release
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_second_thread_entering_step_raises(impl, packed):
+    Held, entered, release = _held_inside(getattr(IMPLS[impl], "Adam"))
+    params = {"w": np.zeros(1000, np.float32), "b": np.zeros(3, np.float32)}
+    grads = {k: np.ones_like(p) for k, p in params.items()}
+    if packed:
+        params = fastopt.pack(params)
+        g = fastopt.pack_like(params)
+        g.update(grads)
+        grads = g
+    opt = Held(params, lr=0.5)
+    first = threading.Thread(target=opt.step, args=(grads,))
+    first.start()
+    try:
+        assert entered.wait(60)
+        before = [p.copy() for p in opt.params.values()]
+        for attempt in (lambda: opt.step(grads), opt.state_dict,
+                        lambda: opt.load_state_dict(opt.state_dict()),
+                        lambda: copy.deepcopy(opt), lambda: pickle.dumps(opt)):
+            with pytest.raises(RuntimeError, match=r"another thread is inside Adam\.step"):
+                attempt()
+        assert opt.t == 1  # the first step's count; the refused one added nothing
+        for p, b in zip(opt.params.values(), before):
+            assert p.tobytes() == b.tobytes()
+    finally:
+        release.set()
+        first.join()
+    assert opt.t == 1
+    assert all((p == -0.5).all() for p in opt.params.values())
+    opt.step(grads)  # free again once the first thread is out
+    assert opt.t == 2
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+@pytest.mark.parametrize("packed", [False, True])
+def test_two_threads_stepping_one_optimizer_lose_no_update(impl, packed):
+    # The issue's run: SGD, lr=1, g=1 (exact, order-independent); every step either applies
+    # fully or raises RuntimeError, so each value ends at -(successful steps) == -opt.t.
+    n = 1_000_000
+    params = {"w": np.zeros(n, np.float32), "b": np.zeros(n // 7, np.float32)}
+    grads = {k: np.ones_like(p) for k, p in params.items()}
+    if packed:
+        params = fastopt.pack(params)
+        g = fastopt.pack_like(params)
+        g.update(grads)
+        grads = g
+    opt = IMPLS[impl].SGD(params, lr=1.0)
+    refused = []
+
+    def worker():
+        for _ in range(50):
+            try:
+                opt.step(grads)
+            except RuntimeError as exc:
+                assert "another thread is inside SGD.step" in str(exc)
+                refused.append(exc)
+    run_in_threads([worker, worker])
+    assert opt.t + len(refused) == 100
+    for p in opt.params.values():
+        assert (p == -opt.t).all()
+
+
+def _held_ops(base_ops):
+    """Gather ops that stop inside the first gather until released."""
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldOps:
+        def __getattr__(self, name):
+            return getattr(base_ops, name)
+
+        def take_rows(self, *args):
+            entered.set()
+            assert release.wait(60)
+            return base_ops.take_rows(*args)
+
+        def columns_into(self, *args):
+            entered.set()
+            assert release.wait(60)
+            return base_ops.columns_into(*args)
+    return HeldOps(), entered, release
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_second_thread_iterating_one_minibatches_raises(impl, axis, world):
+    base = IMPLS[impl].MiniBatches
+    ops, entered, release = _held_ops(base._ops)
+    Held = type("MiniBatches", (base,), {"_ops": ops})
+    X = np.arange(60.0).reshape((6, 10) if axis == 1 else (10, 6))
+    loader = Held(X, np.arange(10), batch_size=4, seed=0, axis=axis, world=world)
+    got = {}
+
+    def first_epoch():
+        got["first"] = [(x.copy(), y.copy()) for x, y in loader]
+
+    first = threading.Thread(target=first_epoch)
+    first.start()
+    try:
+        assert entered.wait(60)
+        with pytest.raises(RuntimeError, match="another thread is iterating this MiniBatches"):
+            iter(loader)
+    finally:
+        release.set()
+        first.join()
+    assert len(got["first"]) == len(loader)  # the first thread's epoch was not disturbed
+    assert len(list(loader)) == len(loader)  # free again once the first thread is out
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+@pytest.mark.parametrize("axis", [0, 1])
+def test_two_threads_iterating_one_minibatches_never_mix_batches(impl, axis):
+    # Y is each example's index and X holds it too: a batch whose X and Y came from different
+    # permutations shows as a mismatch. Each thread gets whole batches or a RuntimeError.
+    m = 20_000
+    index = np.arange(m)
+    X = np.repeat(index[np.newaxis, :], 8, axis=0).astype(np.float64)
+    if axis == 0:
+        X = np.ascontiguousarray(X.T)
+    loader = IMPLS[impl].MiniBatches(X, index, batch_size=500, seed=0, axis=axis)
+    mixed, refused = [], []
+
+    def worker():
+        for _ in range(6):
+            try:
+                for xb, yb in loader:
+                    xs = xb[0] if axis == 1 else xb[:, 0]
+                    if not (xs == yb).all():
+                        mixed.append(1)
+            except RuntimeError as exc:
+                refused.append(str(exc))
+    run_in_threads([worker, worker])
+    assert not mixed
+    for message in refused:
+        assert "MiniBatches" in message
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_an_unfinished_epoch_of_another_thread_is_not_overwritten(impl):
+    # Between two batches no gather runs, but the other thread still holds its batch (a view
+    # of the reused buffers): a new epoch from here would overwrite it. Refused until that
+    # thread's iterator is finished, closed or dropped; the same thread may restart as before.
+    X = np.arange(40.0).reshape(4, 10)
+    loader = IMPLS[impl].MiniBatches(X, np.arange(10), batch_size=3, seed=0)
+    held, done = threading.Event(), threading.Event()
+    box = {}
+
+    def other():
+        box["it"] = iter(loader)
+        box["batch"] = next(box["it"])
+        held.set()
+        assert done.wait(60)
+        box["it"].close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert held.wait(60)
+        x, y = box["batch"]
+        kept = (x.copy(), y.copy())
+        with pytest.raises(RuntimeError, match=r"another thread is iterating this MiniBatches "
+                                               r"\(epoch 1, not finished\)"):
+            iter(loader)
+        assert x.tobytes() == kept[0].tobytes() and y.tobytes() == kept[1].tobytes()
+    finally:
+        done.set()
+        thread.join()
+    assert len(list(loader)) == len(loader)  # closed: free again
+
+    def unstarted():
+        box["it"] = iter(loader)  # never advanced, then dropped
+
+    thread = threading.Thread(target=unstarted)
+    thread.start()
+    thread.join()
+    with pytest.raises(RuntimeError, match="another thread is iterating"):
+        iter(loader)  # an unstarted iterator still counts while it exists
+    del box["it"]
+    assert len(list(loader)) == len(loader)
