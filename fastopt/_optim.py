@@ -275,8 +275,10 @@ class Optimizer:
         return True
 
     def _check_still_bound(self):
-        """Raise if an entry of the parameter dict no longer holds the array we update (one
-        dict lookup and identity test per array, ~40 ns each)."""
+        """Raise if an entry of the parameter dict no longer holds the array we update: one
+        dict lookup and identity test per array (0.8 us for six arrays on the busy 2-core
+        test machine, against 14-18 us for the whole step of six small arrays; a packed
+        step has nothing to check)."""
         user = self._user_dict
         for key, param in zip(self._keys, self._params):
             if user.get(key) is not param:

@@ -220,3 +220,20 @@ def test_the_contract_gives_float32_adamws_decay_factor_as_measured():
     assert medians == [164.0, 151.0]
     assert _squeeze("a median of 164 ULP (10th-90th percentile 104-225)") in contract
     assert _squeeze("151 ULP with zero gradients") in contract
+
+
+def test_readme_figures_name_their_machine_and_the_main_jobs_time_is_a_range():
+    text = (ROOT / "README.md").read_text()
+    flat = " ".join(text.split())
+    # `python -m fastopt` took 75-107 s on two idle 2-core machines, where the README said 30 s.
+    assert "about 30 s" not in flat
+    assert re.search(r"\(1-2 minutes: 75-107 s measured on two idle 2-core machines; on the "
+                     r"2-core AMD EPYC of \[Measured\]\(#measured\)", flat)
+    # Every block of measured output, and every table of times, says on which machine, and
+    # that the figures depend on it.
+    for language, block, line in readme_blocks():
+        if language == "" and re.search(r"\d+\.\d+ s\b", block):
+            before = " ".join(text[:text.index(block)].split()[-120:])
+            assert "AMD EPYC" in before, f"README.md line {line}: figures without a machine"
+            assert "depend on" in before, f"README.md line {line}: say they depend on it"
+    assert "On a 2-core AMD EPYC (Zen 4)" in flat  # the Measured section
