@@ -54,7 +54,8 @@ def build_parser():
                "reference and torch (python -m fastopt bench --help).")
     parser.add_argument("--epochs", type=_cli.positive_int, default=5000, metavar="N",
                         help="epochs per run (default: 5000, the assignment's)")
-    parser.add_argument("--only", nargs="+", choices=list(_demo.RUNS), metavar="RUN",
+    parser.add_argument("--only", nargs="+", type=_cli.one_of(_demo.RUNS),
+                        choices=list(_demo.RUNS), metavar="RUN",
                         help="train only these runs (choose from: %(choices)s)")
     parser.add_argument("--backend", choices=["fastopt", "reference", "both"], default="both",
                         help="which implementation to train with (default: both, and compare)")
@@ -71,31 +72,64 @@ def build_parser():
                     "count. Prints time per step, achieved GB/s (bytes moved per float32 "
                     "element: Adam 28, Momentum/RMSProp 20, SGD 12; twice that for float64) and "
                     "the ratios.")
-    b.add_argument("--optimizers", nargs="+", choices=list(_bench.OPTIMIZERS),
-                   default=list(_bench.OPTIMIZERS), metavar="NAME",
-                   help="which optimizers (default: all of %(choices)s)")
-    b.add_argument("--sizes", nargs="+", type=_cli.positive_int, metavar="N",
+    b.add_argument("--optimizers", nargs="+", type=_cli.one_of(_bench.OPTIMIZERS),
+                   choices=list(_bench.OPTIMIZERS), default=list(_bench.OPTIMIZERS),
+                   metavar="NAME", help="which optimizers, in any letter case (default: all of "
+                                        "%(choices)s)")
+    b.add_argument("--sizes", nargs="+", metavar="N",
+                   type=_cli.array_items(_bench.BYTES_PER_ITEM, "the arrays of one benchmark"),
                    default=[1_000, 10_000, 100_000, 1_000_000, 10_000_000],
                    help="elements per array (default: 1e3 1e4 1e5 1e6 1e7)")
-    b.add_argument("--threads", nargs="+", type=_cli.positive_int, metavar="T",
+    b.add_argument("--threads", nargs="+", type=_cli.threads, metavar="T",
                    default=sorted({1, fastopt.get_num_threads()}),
                    help="thread counts, for fastopt and torch alike (default: 1 and all cores)")
     b.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     b.add_argument("--quick", action="store_true", help="shorter timings (noisier)")
-    _train.add_parser(sub)
+    train = _train.add_parser(sub)
+    # What train's parser cannot see value by value: whether its data fit in memory, which
+    # depends on --layers too. Checked after parsing, reported by the same parser.
+    train.set_defaults(check_arguments=lambda args: _check_train_sizes(train, args))
     _surfaces.add_parser(sub)
     return parser
 
 
+# The synthetic data take about 12 bytes per feature and example while made: the float32 inputs,
+# their noise and the train/test copies (fastopt/_datasets.py).
+TRAIN_BYTES_PER_FEATURE = 12
+
+
+def _check_train_sizes(parser, args):
+    if args.data != "synthetic":
+        return
+    features = args.layers[0] if args.layers else _train.DEFAULT_LAYERS[0]
+    examples = (args.train_size or 60_000) + (args.test_size or 10_000)
+    need, memory = examples * features * TRAIN_BYTES_PER_FEATURE, _cli.physical_memory()
+    if memory is not None and need > memory:
+        parser.error(f"argument --train-size/--test-size: {examples:,} examples of {features} "
+                     f"features need about {need / 2 ** 30:,.1f} GiB to make "
+                     f"({TRAIN_BYTES_PER_FEATURE} bytes per feature and example); this machine "
+                     f"has {memory / 2 ** 30:,.1f} GiB: use at most "
+                     f"{memory // (features * TRAIN_BYTES_PER_FEATURE):,} examples in all")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "bench":
-        return bench(args)
-    if args.command == "train":
-        return _train.main(args)
-    if args.command == "surfaces":
-        return _surfaces.main(args)
-    return demo(args)
+    check = getattr(args, "check_arguments", None)
+    if check is not None:
+        check(args)
+    try:
+        if args.command == "bench":
+            return bench(args)
+        if args.command == "train":
+            return _train.main(args)
+        if args.command == "surfaces":
+            return _surfaces.main(args)
+        return demo(args)
+    except MemoryError as exc:
+        # The arguments fit this machine's memory (checked above), but other processes may
+        # hold it: a message, not a traceback.
+        print(f"python -m fastopt: out of memory ({exc}); try smaller sizes", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

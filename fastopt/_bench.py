@@ -23,6 +23,9 @@ TORCH = {"SGD": ("SGD", dict(lr=1e-3), dict(fused=True)),
 # Bytes moved per element and step for float32 (read p, g and the state, write p and the
 # state); twice as many for float64.
 BYTES_FLOAT32 = {"SGD": 12, "Momentum": 20, "RMSProp": 20, "Adam": 28}
+# The most memory one benchmark holds at once, per element: the reference's float64 Adam step,
+# its four arrays (p, g, m, v) and up to four temporaries of the same size (8 x 8 bytes).
+BYTES_PER_ITEM = 64
 # Steady state: past step 160 the float32 first bias correction of Adam (beta1 = 0.9) rounds
 # to exactly 1 and its division is skipped; every run longer than that spends nearly all of its
 # steps there. The benchmarks set the step count past it instead of stepping 1000 times first.
@@ -109,8 +112,8 @@ def run(optimizers, sizes, threads_list, dtype, out, min_time=0.05):
     if not torch_ok:
         print("torch is not installed: pip install torch==2.13.0 to compare with "
               "torch.optim fused=True.", file=out)
-    header = (f"{'optimizer':<9} {'n':>9} {'thr':>3} {'fastopt':>11} {'GB/s':>6} "
-              f"{'reference':>11} {'vs ref':>7}" + (f" {'torch':>11} {'vs torch':>8}"
+    header = (f"{'optimizer':<9} {'n':>9} {'thr':>3} {'fastopt':>13} {'GB/s':>6} "
+              f"{'reference':>13} {'vs ref':>7}" + (f" {'torch':>13} {'vs torch':>8}"
                                                     if torch_ok else ""))
     print(header, file=out)
     rows = []
@@ -122,15 +125,17 @@ def run(optimizers, sizes, threads_list, dtype, out, min_time=0.05):
                     fast = best_time(fastopt_step(name, n, dtype), min_time)
                 row = dict(optimizer=name, n=n, threads=threads, fastopt=fast, reference=ref,
                            gbps=per_element[name] * n / fast / 1e9)
-                line = (f"{name:<9} {n:>9.0e} {threads:>3} {_us(fast):>11} {row['gbps']:>6.1f} "
-                        f"{_us(ref):>11} {ref / fast:>6.1f}x")
+                line = (f"{name:<9} {n:>9.0e} {threads:>3} {_us(fast):>13} {row['gbps']:>6.1f} "
+                        f"{_us(ref):>13} {ref / fast:>6.1f}x")
                 if torch_ok:
                     row["torch"] = best_time(torch_step(name, n, dtype, threads), min_time)
-                    line += f" {_us(row['torch']):>11} {row['torch'] / fast:>7.2f}x"
+                    line += f" {_us(row['torch']):>13} {row['torch'] / fast:>7.2f}x"
                 rows.append(row)
                 print(line, file=out, flush=True)
     return rows
 
 
 def _us(seconds):
-    return f"{seconds * 1e6:.1f} us" if seconds < 1e-2 else f"{seconds * 1e3:.2f} ms"
+    # One unit for every time of the table, so that a column reads down without a switch from
+    # "8488.6 us" to "41.63 ms".
+    return f"{seconds * 1e6:.1f} us"

@@ -27,6 +27,10 @@ from fastopt.distributed import DistributedOptimizer
 
 CLASSES = {cls.__name__.lower(): cls for cls in OPTIMIZERS}
 LAYERS = [2, 5, 2, 1]
+# The most one rank of ``bench`` holds at once, per float32 item: parameters, gradients, Adam's
+# two state arrays, the reduced and received copies of the gradients, the gathered parameters,
+# with room to spare (16 x 4 bytes).
+BENCH_BYTES_PER_ITEM = 64
 
 
 def _local_gradients(params, grads, xb, yb):
@@ -216,13 +220,15 @@ def build_parser():
                        description="Train [2, 5, 2, 1] on two moons (float64, packed), each "
                                    "rank on its part of every global batch; rank 0 prints the "
                                    "epoch lines.")
-    t.add_argument("--optimizer", choices=list(CLASSES), default="adam")
-    t.add_argument("--lr", type=float, default=0.0007)
-    t.add_argument("--max-grad-norm", type=float, default=None)
+    t.add_argument("--optimizer", type=_cli.one_of(CLASSES), choices=list(CLASSES),
+                   default="adam", help="in any letter case (default: adam)")
+    t.add_argument("--lr", type=_cli.positive_real, default=0.0007)
+    t.add_argument("--max-grad-norm", type=_cli.positive_real, default=None)
     t.add_argument("--epochs", type=_cli.positive_int, default=1000)
     t.add_argument("--batch-size", type=_cli.positive_int, default=64,
                    help="the global batch, split over the ranks (default: 64)")
-    t.add_argument("--seed", type=int, default=0, help="the permutations' seed (default: 0)")
+    t.add_argument("--seed", type=_cli.seed, default=0,
+                   help="the permutations' seed (default: 0)")
     t.add_argument("--shard-state", action="store_true",
                    help="ZeRO stage 1: each rank keeps the state of its slice only")
     t.add_argument("--print-every", type=_cli.positive_int, default=100, metavar="N")
@@ -236,10 +242,12 @@ def build_parser():
                                    "shard_state; the slowest rank's medians, and the state "
                                    "each rank holds. Then the cost model's latency and "
                                    "bandwidth.")
-    b.add_argument("--sizes", nargs="+", type=_cli.positive_int, default=[100_000, 1_000_000, 10_000_000],
-                   metavar="N", help="items (default: 1e5 1e6 1e7)")
-    b.add_argument("--optimizer", choices=list(CLASSES), default="adam")
-    b.add_argument("--threads", type=_cli.positive_int, default=1,
+    b.add_argument("--sizes", nargs="+", default=[100_000, 1_000_000, 10_000_000], metavar="N",
+                   type=_cli.array_items(BENCH_BYTES_PER_ITEM, "a rank's buffers"),
+                   help="items (default: 1e5 1e6 1e7)")
+    b.add_argument("--optimizer", type=_cli.one_of(CLASSES), choices=list(CLASSES),
+                   default="adam", help="in any letter case (default: adam)")
+    b.add_argument("--threads", type=_cli.threads, default=1,
                    help="fastopt threads per rank (default: 1; ranks share the cores)")
     return parser
 

@@ -145,21 +145,40 @@ def predict_dec(parameters, X):
 
 
 def predict(X, y, parameters):
-    """Print and return the accuracy of the network on ``(X, y)``.
+    """Print the accuracy of the network on ``(X, y)`` and return its predictions, as the
+    assignment's ``predict`` does (``predictions = predict(train_X, train_Y, parameters)``).
 
-    Predictions are ``a3 > 0.5``; the accuracy is the mean of ``prediction == y``. The
-    assignment's ``predict`` returns the predictions instead (get them from
-    :func:`predict_dec`).
+    Predictions are ``a3 > 0.5`` as 0/1 integers; the printed accuracy is the mean of
+    ``predictions == y``: ``Accuracy: 0.94``. For the accuracy as a number, compute
+    ``np.mean(predictions == y)``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_x, m)
+    y : ndarray, shape (1, m)
+        The labels, 0 or 1.
+    parameters : dict
+        ``W1, b1, ..., W3, b3``.
 
     Returns
     -------
-    float
-    """
-    p = predict_dec(parameters, X).astype(int)
-    accuracy = float(np.mean(p[0, :] == y[0, :]))
-    print("Accuracy: " + str(accuracy))
-    return accuracy
+    predictions : ndarray of int, shape (1, m)
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import lab
+    >>> X, Y = lab.load_dataset()
+    >>> p = lab.predict(X, Y, lab.initialize_parameters([2, 5, 2, 1]))  # doctest: +ELLIPSIS
+    Accuracy: 0...
+    >>> p.shape, p.dtype == int
+    ((1, 300), True)
+    """
+    # The assignment fills np.zeros((1, m), dtype=np.int) element by element; np.int was the
+    # builtin int, NumPy's default integer, which astype(int) gives here in one operation.
+    predictions = predict_dec(parameters, X).astype(int)
+    print("Accuracy: " + str(np.mean(predictions[0, :] == y[0, :])))
+    return predictions
 
 
 def model(ops, X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_size=64,
@@ -180,7 +199,8 @@ def model(ops, X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_si
     X : ndarray, shape (n_x, m)
     Y : ndarray, shape (1, m)
     layers_dims : sequence of int
-        ``[n_x, n_1, n_2, 1]``: three layers.
+        ``[n_x, n_1, n_2, 1]``: three layers, ``n_x`` the rows of ``X`` (checked before
+        anything is built; ``forward_propagation`` uses ``W1`` to ``W3``).
     optimizer : {"gd", "momentum", "adam", "rmsprop"}
         ``"rmsprop"`` (our addition) uses ``beta`` and ``epsilon``.
     learning_rate, mini_batch_size, beta, beta1, beta2, epsilon, num_epochs, print_cost
@@ -206,6 +226,7 @@ def model(ops, X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_si
         raise TypeError(f"decay must be None or a function (learning_rate0, epoch_num, "
                         f"decay_rate) -> float, got {type(decay).__name__}")
     num_epochs = _v.check_count(num_epochs, "num_epochs", 0)
+    layers_dims = _v.check_layers_dims(layers_dims, X)
     costs = []
     t = 0
     seed = 10

@@ -102,7 +102,8 @@ def _zeros_like_entries(parameters):
 def update_parameters_with_gd(ops, parameters, grads, learning_rate):
     """One step of gradient descent on every parameter, in place.
 
-    ``W_l = W_l - learning_rate * dW_l`` and ``b_l = b_l - learning_rate * db_l``.
+    ``W_l = W_l - learning_rate * dW_l`` and ``b_l = b_l - learning_rate * db_l``
+    (docs/contract.md §2).
 
     Parameters
     ----------
@@ -154,7 +155,8 @@ def initialize_velocity(parameters):
 def update_parameters_with_momentum(ops, parameters, grads, v, beta, learning_rate):
     """One momentum step on every parameter, in place.
 
-    ``v = beta*v + (1-beta)*dW; W = W - learning_rate*v`` for each ``W_l`` and ``b_l``.
+    ``v = beta*v + (1-beta)*dW; W = W - learning_rate*v`` for each ``W_l`` and ``b_l``, in that
+    order (docs/contract.md §2).
 
     Parameters
     ----------
@@ -195,7 +197,8 @@ def update_parameters_with_rmsprop(ops, parameters, grads, s, beta, learning_rat
                                     epsilon=1e-8):
     """One RMSProp step on every parameter, in place (our addition to the assignment).
 
-    ``s = beta*s + (1-beta)*dW**2; W = W - learning_rate*dW / (sqrt(s) + epsilon)``.
+    ``s = beta*s + (1-beta)*(dW*dW); W = W - (learning_rate*dW) / (sqrt(s) + epsilon)``, with
+    these parentheses (docs/contract.md §2).
 
     Parameters
     ----------
@@ -241,8 +244,10 @@ def update_parameters_with_adam(ops, parameters, grads, v, s, t, learning_rate=0
     """One Adam step on every parameter, in place (Kingma & Ba 2015).
 
     ``v = beta1*v + (1-beta1)*dW``, ``v_corrected = v / (1-beta1**t)``,
-    ``s = beta2*s + (1-beta2)*dW**2``, ``s_corrected = s / (1-beta2**t)``,
-    ``W = W - learning_rate*v_corrected / (sqrt(s_corrected) + epsilon)``.
+    ``s = beta2*s + (1-beta2)*(dW*dW)``, ``s_corrected = s / (1-beta2**t)``,
+    ``W = W - (learning_rate*v_corrected) / (sqrt(s_corrected) + epsilon)``, in that order and
+    with these parentheses (docs/contract.md §2; the course's ``np.power(dW, 2)`` is
+    ``dW*dW``).
 
     Parameters
     ----------

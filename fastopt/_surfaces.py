@@ -408,9 +408,15 @@ def add_parser(sub):
                     "and which minimum; then the fraction of random symmetric matrices (GOE) "
                     "of dimension 1..10 that are positive definite, the lecture's argument that "
                     "in high dimensions critical points are saddles.")
-    p.add_argument("--functions", nargs="+", choices=list(SURFACES), metavar="NAME",
-                   help="only these functions (default: all of %(choices)s)")
-    p.add_argument("--steps", type=_cli.positive_int, default=3000, metavar="N",
+    # What the runs hold: 24 bytes per step (a point and a loss, float64) for every function
+    # and optimizer's best run, and for two runs of the learning-rate search.
+    runs = len(SURFACES) * len(_registry.optimizers()) + 2
+    memory = _cli.physical_memory() or _cli.MAX_COUNT
+    p.add_argument("--functions", nargs="+", type=_cli.one_of(SURFACES), choices=list(SURFACES),
+                   metavar="NAME", help="only these functions, in any letter case (default: "
+                                        "all of %(choices)s)")
+    p.add_argument("--steps", type=_cli.array_items(24 * runs, f"the paths of {runs} runs"),
+                   default=3000, metavar="N",
                    help="optimizer steps per run (default: 3000)")
     p.add_argument("--lr", type=_cli.positive_real,
                    help="one learning rate for every optimizer (default: each optimizer's best "
@@ -419,7 +425,10 @@ def add_parser(sub):
                    help="how close to the minimum's value counts as arrived (default: 1e-4)")
     p.add_argument("--samples", type=_cli.positive_int, default=100_000, metavar="N",
                    help="random matrices per dimension (default: 100000)")
-    p.add_argument("--max-dim", type=_cli.positive_int, default=10, metavar="D",
+    p.add_argument("--max-dim", default=10, metavar="D",
+                   # A D x D float64 matrix, its symmetric sum and eigvalsh's work space.
+                   type=_cli.at_most(math.isqrt(memory // 24),
+                                     "three D x D float64 matrices must fit in memory"),
                    help="largest dimension of the random matrices (default: 10)")
     p.add_argument("--seed", type=_cli.seed, default=0,
                    help="seed of the random matrices (default: 0)")

@@ -598,17 +598,20 @@ def add_parser(sub):
         epilog="Examples: python -m fastopt train --epochs 1 --compare; mpiexec -n 2 python -m "
                "fastopt train --distributed --check")
     p.add_argument("--layers", nargs="+", type=_cli.positive_int, metavar="N",
+                   action=_cli.at_least(2, "the input size first and the classes last"),
                    help="layer sizes, input first (default: 784 256 256 10; 64 256 256 10 with "
                         "--data digits)")
-    p.add_argument("--optimizer", choices=names, default="adam" if "adam" in names else names[0],
-                   help="every optimizer fastopt has: %(choices)s (default: %(default)s)")
+    p.add_argument("--optimizer", type=_cli.one_of(names), choices=names,
+                   default="adam" if "adam" in names else names[0],
+                   help="every optimizer fastopt has, in any letter case: %(choices)s "
+                        "(default: %(default)s)")
     p.add_argument("--lr", type=_cli.positive_real,
                    help="learning rate (default: the optimizer class's)")
     p.add_argument("--batch-size", type=_cli.positive_int, default=64, metavar="N",
                    help="examples per batch (default: 64)")
     p.add_argument("--epochs", type=_cli.positive_int, default=5, metavar="N",
                    help="passes over the training set (default: 5)")
-    p.add_argument("--threads", type=_cli.positive_int, default=DEFAULT_THREADS, metavar="N",
+    p.add_argument("--threads", type=_cli.threads, default=DEFAULT_THREADS, metavar="N",
                    help="threads for fastopt's kernels and for BLAS (and torch), for every "
                         "loop alike (default: 1; batches of 64 are too small for more to pay)")
     p.add_argument("--seed", type=_cli.seed, default=0,

@@ -925,3 +925,66 @@ def check_columns_into(src, perm, batch, blocks):
         _gather_out(block, f"blocks[{k}]", src, (src.shape[0], min(batch, m - k * batch)),
                     f"the rows of src by the columns of batch {k}")
     _gather_range(perm, "perm", src.shape[1], "column")
+
+
+# --- the course's dictionaries: the experiment's layer list, an optimizer's dict ---------------
+
+def check_layers_dims(layers_dims, X):
+    """Return ``layers_dims`` of :func:`fastopt.lab.model` as a list of ints.
+
+    The assignment's network is fixed at three layers (``forward_propagation`` reads ``W1`` to
+    ``W3`` and ends in one sigmoid unit), so the list is ``[n_x, n_1, n_2, 1]`` with ``n_x`` the
+    rows of ``X``. Checked before anything is built: otherwise ``[2, 5, 4, 2, 1]`` fails deep
+    inside the first update (``grads has no entry 'dW4'``).
+    """
+    example = "[2, 5, 2, 1] for the two-moons data"
+    if isinstance(layers_dims, (str, bytes)) or not hasattr(layers_dims, "__len__"):
+        raise TypeError(f"layers_dims must be a list of four layer sizes [n_x, n_1, n_2, 1], "
+                        f"e.g. {example}; got {_describe(layers_dims)}")
+    sizes = list(layers_dims)
+    if len(sizes) != 4:
+        raise ValueError(
+            f"layers_dims must hold four sizes [n_x, n_1, n_2, 1], e.g. {example}: the "
+            f"assignment's model is a three-layer network (forward_propagation uses W1, W2 and "
+            f"W3), got {len(sizes)} sizes {sizes}")
+    for i, n in enumerate(sizes):
+        check_count(n, f"layers_dims[{i}]")
+    sizes = [operator.index(n) for n in sizes]
+    if sizes[-1] != 1:
+        raise ValueError(f"layers_dims[3] must be 1 (one sigmoid output unit for labels 0/1), "
+                         f"got {sizes[-1]}")
+    rows = getattr(X, "shape", (None,))
+    if len(rows) != 2:
+        raise ValueError(f"X must be a 2-D array (n_x, m), one example per column, got "
+                         f"{_describe(X)} of shape {getattr(X, 'shape', None)}")
+    if sizes[0] != rows[0]:
+        raise ValueError(f"layers_dims[0] must be the number of rows of X (its features), "
+                         f"{rows[0]}, got {sizes[0]}")
+    return sizes
+
+
+def course_grads_hint(keys, grads):
+    """A sentence for the error of an optimizer's ``step`` given the course's gradient dict
+    (``dW1, db1, ...`` for parameters ``W1, b1, ...``, plus ``dz1``, ``da1``, ...), or "".
+
+    Those dicts are what ``fastopt.lab``'s functions take; an optimizer object takes gradients
+    keyed like its parameters.
+    """
+    missing = [k for k in keys if k not in grads]
+    if not missing or not all(isinstance(k, str) and "d" + k in grads for k in missing):
+        return ""
+    return (f"; these are the course's names (d{missing[0]} for {missing[0]}): pass "
+            f"{{k: grads['d' + k] for k in params}}, or use fastopt.lab (e.g. "
+            f"lab.update_parameters_with_adam(parameters, grads, v, s, t)), whose functions take "
+            f"the course's dictionaries as they are")
+
+
+def rebound_entry(key, cls_name):
+    """Raise the ``ValueError`` of a parameter dict whose entry ``key`` no longer holds the
+    array the optimizer updates (``params["W1"] = params["W1"] - ...``)."""
+    raise ValueError(
+        f"params[{key!r}] is no longer the array this {cls_name} updates: the dict entry was "
+        f"rebound (e.g. params[{key!r}] = params[{key!r}] - ...) or removed after the optimizer "
+        f"was built, so its steps would go to an array you no longer see. The optimizer "
+        f"updates its arrays in place: write into them (params[{key!r}][...] = new, or -=), or "
+        f"build a new {cls_name} on the new arrays")

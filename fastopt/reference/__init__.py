@@ -47,6 +47,11 @@ def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False):
 
     .. math:: p \\leftarrow p - \\eta\\, g
 
+    Per element, with the parentheses of docs/contract.md §2 (the kernels evaluate exactly
+    this expression tree, and another order gives other bits)::
+
+        p = p - lr*g
+
     With ``maximize`` the gradient is negated first, and with ``weight_decay`` it becomes
     ``g + weight_decay*p`` (L2, docs/contract.md §7). torch's heavy-ball momentum is the
     :class:`SGD` optimizer's ``momentum=``.
@@ -96,6 +101,12 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_
         v &\\leftarrow \\beta v + (1 - \\beta)\\, g \\\\
         p &\\leftarrow p - \\eta\\, v
 
+    Per element, in this order, with the parentheses of docs/contract.md §2 (the kernels
+    evaluate exactly this expression tree, and another order gives other bits)::
+
+        v = beta*v + (1-beta)*g
+        p = p - lr*v                      # the new v
+
     This is the form of the Deep Learning Specialization, not PyTorch's ``v = mu*v + g`` (that
     one is :class:`SGD`'s ``momentum=``). With ``nesterov`` the step looks ahead:
     ``p = p - lr*(beta*v + (1-beta)*g)`` with the new ``v`` (docs/contract.md §7).
@@ -143,6 +154,13 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
 
         s &\\leftarrow \\beta s + (1 - \\beta)\\, g^2 \\\\
         p &\\leftarrow p - \\frac{\\eta\\, g}{\\sqrt{s} + \\epsilon}
+
+    Per element, in this order, with the parentheses of docs/contract.md §2 (the kernels
+    evaluate exactly this expression tree; ``(1-beta)*g*g``, which is ``((1-beta)*g)*g``,
+    gives other bits)::
+
+        s = beta*s + (1-beta)*(g*g)
+        p = p - (lr*g) / (sqrt(s) + eps)
 
     ``eps`` is added outside the square root. Options (docs/contract.md §7): ``grad_avg``
     makes it centered (``g_avg = beta*g_avg + (1-beta)*g``, the denominator becomes
@@ -206,6 +224,17 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
         \\hat v &= v / (1 - \\beta_2^t) \\\\
         p &\\leftarrow p - \\frac{\\eta\\, \\hat m}{\\sqrt{\\hat v} + \\epsilon}
 
+    Per element, in this order, with the parentheses of docs/contract.md §2 (the kernels
+    evaluate exactly this expression tree; ``(1-beta2)*g*g``, which is ``((1-beta2)*g)*g``,
+    gives other bits), ``bias1 = 1 - beta1**t`` and ``bias2 = 1 - beta2**t`` computed in
+    Python floats and, like every scalar, rounded once to the dtype::
+
+        m     = beta1*m + (1-beta1)*g
+        m_hat = m / bias1
+        v     = beta2*v + (1-beta2)*(g*g)
+        v_hat = v / bias2
+        p     = p - (lr*m_hat) / (sqrt(v_hat) + eps)
+
     This is the assignment's form: ``eps`` outside the root, both moments divided by their bias
     correction (PyTorch instead divides by ``sqrt(1 - beta2**t)`` outside the root; Keras folds
     the corrections into the step size). ``beta**t`` is Python's ``float.__pow__``.
@@ -213,7 +242,9 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     Options (docs/contract.md §7): ``weight_decay`` adds ``weight_decay*p`` to the gradient, or,
     with ``decoupled=True`` (AdamW, Loshchilov & Hutter 2019), first shrinks the parameters,
     ``p = p*(1 - lr*weight_decay)``; ``v_max`` turns on AMSGrad (Reddi et al. 2018):
-    ``v_max = max(v_max, v)`` (NaN wins) and ``v_hat = v_max / (1 - beta2**t)``.
+    ``v_max = max(v_max, v)`` (NaN wins) and ``v_hat = v_max / (1 - beta2**t)``. The factor
+    ``1 - lr*weight_decay`` is rounded once to the dtype: in float32 a small ``lr*weight_decay``
+    moves by up to 3e-8 (docs/contract.md §7 measures what that does).
 
     Parameters
     ----------
@@ -269,6 +300,14 @@ def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_d
         \\eta_t &= \\eta / (1 + (t - 1)\\, \\mathrm{lr\\_decay}) \\\\
         s &\\leftarrow s + g^2 \\\\
         p &\\leftarrow p - \\frac{\\eta_t\\, g}{\\sqrt{s} + \\epsilon}
+
+    Per element, in this order, with the parentheses of docs/contract.md §7 (the kernels
+    evaluate exactly this expression tree; ``clr`` is a scalar, computed in Python and rounded
+    once to the dtype)::
+
+        clr = lr / (1 + (t-1)*lr_decay)
+        s   = s + g*g
+        p   = p - (clr*g) / (sqrt(s) + eps)
 
     Parameters
     ----------
