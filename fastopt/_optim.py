@@ -13,7 +13,6 @@ or a single kernel over the whole buffer when parameters and gradients are packe
 scaling itself is fused into the update. A step also takes and releases a lock without waiting
 (~0.15 us: a second thread inside ``step`` raises instead of losing updates).
 """
-import contextlib
 import copy
 import math
 import threading
@@ -284,16 +283,10 @@ class Optimizer(_v.StrictAttributes):
             f"{self._t}); one optimizer steps from one thread at a time: give each thread its "
             f"own optimizer, or hold a lock around step. Nothing was done")
 
-    @contextlib.contextmanager
     def _exclusive(self):
         """Hold the step lock for something that reads or writes the arrays; raise if a step
         runs in another thread."""
-        if not self._busy.acquire(False):
-            raise self._busy_error()
-        try:
-            yield
-        finally:
-            self._busy.release()
+        return _v.held(self._busy, self._busy_error)
 
     def __copy__(self):
         raise TypeError(f"copy.copy of a {type(self).__name__} is refused: a shallow copy would "

@@ -11,6 +11,7 @@ value); every message names the argument and says what to do.
 The module is ordered by layer: scalars, then arrays, then the argument set of each rule (built
 from the two), then mini-batch data.
 """
+import contextlib
 import difflib
 import math
 import numbers
@@ -988,3 +989,17 @@ def rebound_entry(key, cls_name):
         f"was built, so its steps would go to an array you no longer see. The optimizer "
         f"updates its arrays in place: write into them (params[{key!r}][...] = new, or -=), or "
         f"build a new {cls_name} on the new arrays")
+
+
+@contextlib.contextmanager
+def held(lock, error):
+    """Hold ``lock`` for the block, or raise ``error()`` at once if another thread holds it
+    (one object used from one thread at a time: a second thread is told, not made to wait).
+    Optimizers and ``MiniBatches`` guard their steps and gathers with it; their per-batch
+    loops take the lock inline, which costs ~0.4 us a batch against ~3 us through this."""
+    if not lock.acquire(False):
+        raise error()
+    try:
+        yield
+    finally:
+        lock.release()
