@@ -37,6 +37,7 @@ step is ever paired with another rank's next one.
 import hashlib
 import math
 import os
+import threading
 import time
 import zlib
 
@@ -240,6 +241,9 @@ class DistributedOptimizer:
                                  f"{name} of rank(s) {differ} differ from rank 0's; {advice}")
         self._inner = inner
         self._ops = optimizer_class._ops
+        # One thread at a time in step/save/load: each is a sequence of collectives, and two
+        # threads' sequences on one rank would pair with the other ranks' in any order.
+        self._busy = threading.Lock()
         self._written = [params.buffer] + [params[k] for k in params]
         self._written_names = ["params.buffer"] + [f"params[{k!r}]" for k in params]
         self._setup_buffers(lo, hi)
@@ -331,7 +335,15 @@ class DistributedOptimizer:
             On every rank, when the ranks' step counts or hyperparameters differ (say
             ``opt.lr`` assigned on one rank only): it names the ranks that differ from rank 0
             and the field. Nothing is exchanged or written.
+        RuntimeError
+            Another thread of this process is inside ``step``, ``save`` or ``load`` of this
+            object: refused before any collective, so the other thread's collectives pair
+            with the other ranks' as they would alone.
         """
+        with _v.held(self._busy, self._busy_error):
+            return self._step(grads)
+
+    def _step(self, grads):
         comm, typ = self._comm, self._mpi_type
         t0 = time.perf_counter()
         self._agree(grads)
@@ -538,6 +550,10 @@ class DistributedOptimizer:
         stored (every rank's is the same: the same permutations, the same batches handed out),
         and ``load(path, batches=)`` restores it on every rank, at any world size.
         """
+        with _v.held(self._busy, self._busy_error):
+            return self._save(path, batches)
+
+    def _save(self, path, batches=None):
         path = os.fspath(path)
         inner, root = self._inner, self._rank == 0
         full = {}
@@ -593,6 +609,10 @@ class DistributedOptimizer:
         (``shard_state=False``) or as each rank's slice (``shard_state=True``): resharding is
         just slicing at this world's boundaries.
         """
+        with _v.held(self._busy, self._busy_error):
+            return self._load(path, batches)
+
+    def _load(self, path, batches=None):
         path = os.fspath(path)
         inner, root, comm = self._inner, self._rank == 0, self._comm
         header, single, error = None, None, None
@@ -739,6 +759,11 @@ class DistributedOptimizer:
         else:
             raise AttributeError(f"{name!r} is not a settable attribute of "
                                  f"{type(self).__name__}")
+
+    def _busy_error(self):
+        return RuntimeError(f"another thread is inside step, save or load of this "
+                            f"{type(self).__name__}; one thread drives it at a time (its calls "
+                            f"are collectives). Nothing was done")
 
     def __repr__(self):
         return (f"DistributedOptimizer({type(self._inner).__name__}, rank {self._rank} of "

@@ -101,7 +101,19 @@ for shard in (False, True):
                     rank_grads(params, step, RANK))
             opt.skipped = 0
             assert same_bits(params.buffer, before) and opt.t == t
-        # 5. The same assignment on every rank: fine.
+        # 5. Another thread of this rank inside step, save or load (held here by taking the
+        # object's guard, as such a call does): refused locally, before any collective, so
+        # the ranks' collectives still pair (the good steps below would hang otherwise).
+        with opt._busy:
+            for call, args in ((opt.step, (rank_grads(params, step, RANK),)),
+                               (opt.save, ("unused.npz",)), (opt.load, ("unused.npz",))):
+                try:
+                    call(*args)
+                except RuntimeError as exc:
+                    assert "another thread is inside step, save or load" in str(exc), exc
+                else:
+                    raise AssertionError(f"rank {RANK}: {call.__name__} ran beside another thread")
+        # 6. The same assignment on every rank: fine.
         opt.beta1 = 0.8
         single.beta1 = 0.8
         good_step()
