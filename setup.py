@@ -19,7 +19,9 @@ kernels build serial (same bits, threads report 1). ``FASTOPT_OPENMP=0`` forces 
 ``FASTOPT_SANITIZE=address`` compiles and links with AddressSanitizer (GCC/clang); run it with
 ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``, as .ci/run does.
 """
+import glob
 import os
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -137,6 +139,31 @@ class BuildExt(build_ext):
             ext.sources = cythonize([ext], compiler_directives=DIRECTIVES, build_dir=(
                 "build/cython-debug" if DEBUG else "build/cython-release"))[0].sources
         super().build_extensions()
+        self._place_beside_sources()
+
+    def _place_beside_sources(self):
+        """Leave this build's compiled modules in the checkout's fastopt/, and only them.
+
+        ``pip install . && python -m fastopt``, typed in the checkout as the README says, runs
+        the checkout's ``fastopt/`` (Python puts the current directory first on ``sys.path``),
+        not the installed copy: without compiled modules beside the sources it failed to import
+        ``_kernels``. So a regular install also copies them there, as an editable one builds
+        them there. Modules of a variant this build did not make (an earlier
+        ``FASTOPT_AVX512=1`` build's, say) are removed: dispatch would import them, stale.
+        Nothing is done where the folder cannot be written (a read-only checkout)."""
+        root = os.path.dirname(os.path.abspath(__file__))
+        targets = {os.path.join(root, self.get_ext_filename(ext.name)): self.get_ext_fullpath(
+            ext.name) for ext in self.extensions}
+        try:
+            for target, built in targets.items():
+                if os.path.abspath(built) != os.path.abspath(target):
+                    shutil.copyfile(built, target)
+            for stale in glob.glob(os.path.join(root, "fastopt", "_kernels*.so")) + glob.glob(
+                    os.path.join(root, "fastopt", "_kernels*.pyd")):
+                if stale not in targets:
+                    os.remove(stale)
+        except OSError as exc:
+            print(f"fastopt: compiled modules not placed beside the sources ({exc})")
 
 
 extensions = [
