@@ -17,6 +17,7 @@ when training resumes. ``save(path, batches=loader)`` also stores a ``MiniBatche
 bit for bit, mid-epoch. Files are created as ``open()`` creates them (mode 0666 less the
 umask), not with ``mkstemp``'s 0600.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -57,19 +58,28 @@ def load_state_dict(opt, state, batches=None, batches_state=None):
     """Restore ``state`` into ``opt`` (and ``batches_state`` into the MiniBatches
     ``batches``), everything validated before anything changes."""
     hyper, params, states, t, skipped, norm = _validate(opt, state)
+    # An array made read-only after construction: refused here, with the step's check and
+    # message, before anything is written (the copies below stopped at it, half done).
+    if not _v.all_writeable(opt._written):
+        _v.check_still_writeable(opt._written, opt._written_names)
+    guard = contextlib.nullcontext()
     if batches is not None:
         _check_batches(batches)
         checked = batches._check_state(batches_state)
-    for dst, src in zip(opt._params, params):
-        dst[...] = src
-    for s in opt.state_names:
-        for dst, src in zip(opt._state[s], states[s]):
+        guard = batches._inside()  # held from before the first write: a busy loader refuses
+    with guard:                    # with nothing changed, not after the optimizer is loaded
+        if batches is not None:
+            batches._check_owner()
+        for dst, src in zip(opt._params, params):
             dst[...] = src
-    opt._hyper = hyper
-    opt.t, opt.skipped = t, skipped
-    opt._last_grad_norm = norm
-    if batches is not None:
-        batches._apply_state(checked)
+        for s in opt.state_names:
+            for dst, src in zip(opt._state[s], states[s]):
+                dst[...] = src
+        opt._hyper = hyper
+        opt.t, opt.skipped = t, skipped
+        opt._last_grad_norm = norm
+        if batches is not None:
+            batches._apply_state_held(checked)
 
 
 def _validate(opt, state):

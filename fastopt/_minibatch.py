@@ -297,15 +297,7 @@ class MiniBatches(_v.StrictAttributes):
 
     def __iter__(self):
         with self._inside():
-            me = threading.get_ident()
-            if self._owner is not None and self._owner[0] != me:
-                other = self._owner[1]()
-                if other is not None and other.gi_frame is not None:  # not finished
-                    raise RuntimeError(
-                        f"another thread is iterating this MiniBatches (epoch {self._epoch}, "
-                        f"not finished); one thread iterates a MiniBatches at a time: give "
-                        f"each thread its own MiniBatches (over the same arrays), or finish or "
-                        f"close the other thread's iterator first")
+            me = self._check_owner()
             self._epoch += 1
             resume, self._resume = self._resume, None
             if resume is None:
@@ -323,6 +315,20 @@ class MiniBatches(_v.StrictAttributes):
                 batches = self._epoch_batches(self._epoch, run, perm)
             self._owner = (me, weakref.ref(batches))
             return batches
+
+    def _check_owner(self):
+        """Raise if another thread started an epoch it has not finished; return this thread's
+        id. Called with the lock held."""
+        me = threading.get_ident()
+        if self._owner is not None and self._owner[0] != me:
+            other = self._owner[1]()
+            if other is not None and other.gi_frame is not None:  # not finished
+                raise RuntimeError(
+                    f"another thread is iterating this MiniBatches (epoch {self._epoch}, "
+                    f"not finished); one thread iterates a MiniBatches at a time: give "
+                    f"each thread its own MiniBatches (over the same arrays), or finish or "
+                    f"close the other thread's iterator first")
+        return me
 
     def _inside(self):
         """Hold the lock for starting an epoch or a gather; raise if another thread holds it
@@ -510,6 +516,10 @@ class MiniBatches(_v.StrictAttributes):
             ``drop_last``; and ``m`` and ``axis``, checked on load. ``Optimizer.save(path,
             batches=loader)`` stores it in the optimizer's checkpoint.
         """
+        with self._inside():  # not while another thread starts an epoch or gathers
+            return self._state_dict()
+
+    def _state_dict(self):
         run, epoch = self._run, None
         if self._resume is not None:  # loaded, not iterated since
             start, done, batch_size, drop_last = self._resume
@@ -575,6 +585,13 @@ class MiniBatches(_v.StrictAttributes):
         return batch_size, drop_last, rng, resume
 
     def _apply_state(self, checked):
+        """Apply what :meth:`_check_state` returned; refused (nothing changes) while another
+        thread starts an epoch, gathers, or iterates an epoch it has not finished."""
+        with self._inside():
+            self._check_owner()
+            self._apply_state_held(checked)
+
+    def _apply_state_held(self, checked):
         batch_size, drop_last, rng, resume = checked
         if (batch_size, drop_last) != (self._batch_size, self._drop_last):
             self._buffers = {}

@@ -349,32 +349,37 @@ class Optimizer(_v.StrictAttributes):
         if not busy.acquire(False):
             raise self._busy_error()
         try:
-            if self._user_dict is not None:
-                self._check_still_bound()
-            flat_grads = self._flat_grads(grads)
-            checks = (grads.buffer,) if flat_grads is None else flat_grads
-            hyper = self._hyper
-            scale, norm = 1.0, None
-            finite = None
-            if hyper["max_grad_norm"] is not None:
-                # The norm of each array in parameter order (a packed buffer by its entries), so
-                # that dict, list and packed gradients give the same norm (docs/contract.md §8).
-                entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
-                norm = global_norm(self._ops, entries)
-                finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
-                scale = clip_coefficient(norm, hyper["max_grad_norm"])
-            if (hyper["nonfinite"] != "propagate" and finite is None
-                    and not all(self._ops.all_finite(g) for g in checks)):
-                if hyper["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
-                        f"(nonfinite='raise')")
-                self._skipped += 1
-                return False
-            self._apply(grads, scale, norm, flat_grads)
-            return True
+            return self._step_held(grads)
         finally:
             busy.release()
+
+    def _step_held(self, grads):
+        """:meth:`step` with the step lock already held by the caller (:meth:`step`, or
+        :mod:`fastopt.distributed`, which takes it before the ranks agree to step)."""
+        if self._user_dict is not None:
+            self._check_still_bound()
+        flat_grads = self._flat_grads(grads)
+        checks = (grads.buffer,) if flat_grads is None else flat_grads
+        hyper = self._hyper
+        scale, norm = 1.0, None
+        finite = None
+        if hyper["max_grad_norm"] is not None:
+            # The norm of each array in parameter order (a packed buffer by its entries), so
+            # that dict, list and packed gradients give the same norm (docs/contract.md §8).
+            entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
+            norm = global_norm(self._ops, entries)
+            finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
+            scale = clip_coefficient(norm, hyper["max_grad_norm"])
+        if (hyper["nonfinite"] != "propagate" and finite is None
+                and not all(self._ops.all_finite(g) for g in checks)):
+            if hyper["nonfinite"] == "raise":
+                raise NonFiniteGradientError(
+                    f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
+                    f"(nonfinite='raise')")
+            self._skipped += 1
+            return False
+        self._apply(grads, scale, norm, flat_grads)
+        return True
 
     def _check_still_bound(self):
         """Raise if an entry of the parameter dict no longer holds the array we update: one

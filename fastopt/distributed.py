@@ -344,16 +344,29 @@ class DistributedOptimizer:
             return self._step(grads)
 
     def _step(self, grads):
+        # The inner optimizer's step lock, taken before the ranks agree: another thread of this
+        # process inside it (copying it, state_dict, save) is this rank's vote against the
+        # step, heard by every rank before any exchange, instead of a RuntimeError after one
+        # (which left the other ranks waiting in a collective, or stepped without this one).
+        busy = self._inner._busy
+        held = busy.acquire(False)
+        try:
+            return self._step_agreed(grads, None if held else self._inner._busy_error())
+        finally:
+            if held:
+                busy.release()
+
+    def _step_agreed(self, grads, busy_error):
         comm, typ = self._comm, self._mpi_type
         t0 = time.perf_counter()
-        self._agree(grads)
+        self._agree(grads, busy_error)
         if self._world == 1:
             # One rank: the reduced gradient is g_0 itself (times 1/1 changes no bit).
             t1 = t0
             if self._shard_state:
                 updated, t3 = self._step_shard(grads.buffer)
             else:
-                updated = self._inner.step(grads)
+                updated = self._inner._step_held(grads)
                 t3 = time.perf_counter()
             t4 = time.perf_counter()
             comm_time = self._small_comm if self._shard_state else 0.0
@@ -379,7 +392,7 @@ class DistributedOptimizer:
             t3 = time.perf_counter()
             # The full reduced gradient is the same on every rank, so the optimizer's own
             # non-finite check and clipping norm decide the same everywhere.
-            updated = self._inner.step(self._reduced)
+            updated = self._inner._step_held(self._reduced)
             t4 = time.perf_counter()
             comm_time = (t1 - t0) + (t3 - t2)
         timings = self._timings
@@ -388,7 +401,7 @@ class DistributedOptimizer:
         timings["steps"] += 1
         return updated
 
-    def _agree(self, grads):
+    def _agree(self, grads, busy_error=None):
         """Every rank's checks, then one collective that tells every rank whether all passed
         and whether the ranks' optimizers agree: the same decision everywhere, before any
         exchange (see the module docstring).
@@ -401,8 +414,10 @@ class DistributedOptimizer:
         hyperparameters' hashes are recomputed only when the optimizer's hyperparameter dict
         is replaced (each assignment replaces it).
         """
-        inner, error = self._inner, None
+        inner, error = self._inner, busy_error
         try:
+            if error is not None:  # the inner optimizer is busy in another thread
+                raise error
             self._check_grads(grads)
             # The parameters (the buffer and each key's view: with shard_state the inner
             # optimizer holds only a slice of the buffer and never sees the views) and the
@@ -413,7 +428,7 @@ class DistributedOptimizer:
             if not _v.all_writeable(inner._written):
                 _v.check_still_writeable(inner._written, inner._written_names)
             inner._lr_now()  # a schedule's value out of range: refused here, not mid-step
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:
             error = exc
         if self._world == 1:
             if error is not None:
@@ -522,7 +537,7 @@ class DistributedOptimizer:
                     f"was updated on any rank (nonfinite='raise')")
             inner.skipped += 1
             return False, time.perf_counter()
-        inner._step_scaled([mine], scale, norm)
+        inner._apply([mine], scale, norm)  # the caller holds the inner step lock
         return True, time.perf_counter()
 
     def _global_norm(self, sums):
@@ -636,12 +651,30 @@ class DistributedOptimizer:
         if "error" in header:
             raise ValueError(f"rank 0 could not load the checkpoint {path!r}: "
                              f"{header['error']}")
-        checked = None
-        if batches is not None:  # every rank checks its own loader; all decide together
+        # Every rank checks what could fail on it alone (its loader, its arrays still
+        # writeable, its inner optimizer free of other threads), then all decide together
+        # before the first collective that writes: a rank refusing after it would leave the
+        # others waiting in a Bcast or loaded without it.
+        checked, loader_held = None, False
+        busy = inner._busy
+        held = busy.acquire(False)
+        try:
             try:
-                _checkpoint._check_batches(batches)
-                checked = batches._check_state(header["batches"])
-            except (TypeError, ValueError) as exc:
+                if not held:
+                    raise inner._busy_error()
+                if batches is not None:  # its guard too, held until it is restored
+                    loader_held = batches._busy.acquire(False)
+                    if not loader_held:
+                        raise batches._busy_error()
+                    batches._check_owner()
+                if not _v.all_writeable(self._written):
+                    _v.check_still_writeable(self._written, self._written_names)
+                if not _v.all_writeable(inner._written):
+                    _v.check_still_writeable(inner._written, inner._written_names)
+                if batches is not None:
+                    _checkpoint._check_batches(batches)
+                    checked = (batches, batches._check_state(header["batches"]))
+            except (TypeError, ValueError, RuntimeError) as exc:
                 error = exc
             failed = comm.allgather(None if error is None
                                     else f"{type(error).__name__}: {error}")
@@ -649,9 +682,18 @@ class DistributedOptimizer:
                 raise error
             bad = [r for r, m in enumerate(failed) if m is not None]
             if bad:
-                raise RankError(f"rank(s) {bad} could not restore their MiniBatches from "
-                                f"{path!r}, so no rank loaded it; rank {bad[0]} said: "
-                                f"{failed[bad[0]]}")
+                raise RankError(f"rank(s) {bad} could not load {path!r}, so no rank loaded "
+                                f"it (nothing changed); rank {bad[0]} said: {failed[bad[0]]}")
+            self._load_agreed(header, single, checked)
+        finally:
+            if loader_held:
+                batches._busy.release()
+            if held:
+                busy.release()
+
+    def _load_agreed(self, header, single, checked):
+        """The rest of :meth:`load`, once every rank agreed, with the inner step lock held."""
+        inner, root, comm = self._inner, self._rank == 0, self._comm
         hyper = {k: _checkpoint.decode(v, f"hyperparameter {k!r}")
                  for k, v in header["hyperparameters"].items()}
         typ, buffer = self._mpi_type, self._params.buffer
@@ -684,9 +726,9 @@ class DistributedOptimizer:
                          state={s: [a[o:o + n].reshape(shape)
                                     for (o, n), shape in zip(entries, shapes)]
                                 for s, a in states.items()})
-        inner.load_state_dict(state)
+        _checkpoint.load_state_dict(inner, state)  # the caller holds inner's step lock
         if checked is not None:
-            batches._apply_state(checked)
+            checked[0]._apply_state_held(checked[1])  # its guard is held by the caller
 
     # -- access ----------------------------------------------------------------------------
 

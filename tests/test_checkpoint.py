@@ -4,6 +4,7 @@ bounded where they are set, ``last_grad_norm`` comes back, and a ``MiniBatches``
 saved with the optimizer so that training resumes bit for bit mid-epoch."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -355,3 +356,26 @@ def test_any_position_resumes_the_same_batches(m, batch_size, drop_last, axis, w
     stream = labels(resumed, 1) if rest_of_epoch else []
     stream += labels(resumed, 1)
     assert stream == everything[seen:seen + len(stream)]
+
+
+def test_a_load_into_an_array_made_read_only_changes_nothing(impl, tmp_path):
+    """A parameter or state array made read-only after construction: load and load_state_dict
+    refuse with the step's message, naming it, before anything is written (the copies stopped
+    at it, half done, with NumPy's "assignment destination is read-only")."""
+    params = params64()
+    opt = impl.Adam(params, lr=0.1)
+    opt.step(grads_like(params, 1))
+    opt.save(tmp_path / "c.npz")
+    state = opt.state_dict()
+    for name, arr in (("params['b']", params["b"]), ("state('v')['b']", opt.state("v")["b"])):
+        params["W"][...] = 9.0
+        arr.flags.writeable = False
+        try:
+            for call in (lambda: opt.load(tmp_path / "c.npz"), lambda: opt.load_state_dict(state)):
+                with pytest.raises(ValueError, match=re.escape(name) + " was made read-only"):
+                    call()
+                assert (params["W"] == 9.0).all() and opt.t == 1
+        finally:
+            arr.flags.writeable = True
+    opt.load(tmp_path / "c.npz")
+    assert not (params["W"] == 9.0).any()

@@ -308,3 +308,53 @@ def test_an_unfinished_epoch_of_another_thread_is_not_overwritten(impl):
         iter(loader)  # an unstarted iterator still counts while it exists
     del box["it"]
     assert len(list(loader)) == len(loader)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_loader_state_is_neither_read_nor_restored_beside_another_thread(impl, tmp_path):
+    """state_dict, load_state_dict and an optimizer's load(path, batches=) wait for no one: while
+    another thread starts an epoch or gathers (it holds the loader's guard), or iterates an
+    epoch it has not finished, they raise RuntimeError and nothing changes, the optimizer
+    included (a state read or restored in between came out garbled: an epoch order neither
+    loader would draw)."""
+    mod = IMPLS[impl]
+    X = np.arange(40.0).reshape(4, 10)
+    loader = mod.MiniBatches(X, np.arange(10), batch_size=3, seed=0)
+    params = {"W": np.ones((2, 3))}
+    opt = mod.SGD(params, lr=0.1)
+    saved_state = loader.state_dict()
+    opt.save(tmp_path / "c.npz", batches=loader)
+    # Another thread inside a gather or starting an epoch: it holds the guard.
+    with loader._busy:
+        for call in (loader.state_dict, lambda: loader.load_state_dict(saved_state),
+                     lambda: opt.load(tmp_path / "c.npz", batches=loader)):
+            params["W"][...] = 5.0
+            with pytest.raises(RuntimeError, match="another thread is iterating"):
+                call()
+            assert (params["W"] == 5.0).all()  # the optimizer was not loaded either
+    # Another thread's unfinished epoch.
+    held, done = threading.Event(), threading.Event()
+
+    def other():
+        it = iter(loader)
+        next(it)
+        held.set()
+        assert done.wait(60)
+        it.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert held.wait(60)
+        for call in (lambda: loader.load_state_dict(saved_state),
+                     lambda: opt.load(tmp_path / "c.npz", batches=loader)):
+            params["W"][...] = 5.0
+            with pytest.raises(RuntimeError, match=r"not finished"):
+                call()
+            assert (params["W"] == 5.0).all()
+    finally:
+        done.set()
+        thread.join()
+    loader.load_state_dict(saved_state)  # free again
+    opt.load(tmp_path / "c.npz", batches=loader)
+    assert (params["W"] == 1.0).all()

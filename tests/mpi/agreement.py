@@ -6,14 +6,20 @@ run ends bit for bit where one process stepping on the same sums ends). Hyperpar
 counts assigned on one rank only: every rank raises a RankError naming the ranks and the field.
 Without the agreement, the first case leaves the other ranks in Alltoallv forever (the
 watchdog of common.py aborts the job) and the second goes on silently."""
+import os
+import shutil
+import tempfile
+
 import numpy as np
 
 import fastopt
 from fastopt.distributed import DistributedOptimizer, RankError
-from common import RANK, WORLD, done, make_params, rank_grads, reduced, same_bits, \
+from common import COMM, RANK, WORLD, done, make_params, rank_grads, reduced, same_bits, \
     same_on_every_rank
 
 LAST = WORLD - 1
+# A folder of rank 0's for the checkpoints, shared with the others (one machine).
+DIRECTORY = COMM.bcast(tempfile.mkdtemp(prefix="fastopt-agreement-") if RANK == 0 else None)
 count = 0
 
 
@@ -113,6 +119,29 @@ for shard in (False, True):
                     assert "another thread is inside step, save or load" in str(exc), exc
                 else:
                     raise AssertionError(f"rank {RANK}: {call.__name__} ran beside another thread")
+        # 5b. The inner optimizer busy in another thread of the last rank (copying it, its
+        # state_dict, a save from a checkpointing thread hold its step lock): that rank's vote
+        # against the step, every rank raises before any exchange, and the next step pairs.
+        before, t = params.buffer.copy(), opt.t
+        if RANK == LAST:
+            opt.optimizer._busy.acquire()
+        try:
+            refused(opt.step, (RuntimeError, "another thread is inside"),
+                    [f"rank(s) [{LAST}]", "another thread is inside"],
+                    rank_grads(params, step, RANK))
+        finally:
+            if RANK == LAST:
+                opt.optimizer._busy.release()
+        assert same_bits(params.buffer, before) and opt.t == t
+        # 5c. A load with the parameters made read-only on the last rank: every rank refuses
+        # it, nothing changes, no rank waits in a broadcast (it hung there).
+        path = os.path.join(DIRECTORY, f"agreement-{shard}-{dtype.__name__}.npz")
+        opt.save(path)
+        if RANK == LAST:
+            params.buffer.flags.writeable = False
+        refused(opt.load, (ValueError, "read-only"), [f"rank(s) [{LAST}]", "read-only"], path)
+        params.buffer.flags.writeable = True
+        assert same_bits(params.buffer, before) and opt.t == t
         # 6. The same assignment on every rank: fine.
         opt.beta1 = 0.8
         single.beta1 = 0.8
@@ -123,4 +152,7 @@ for shard in (False, True):
         assert same_bits(params.buffer, single_params.buffer), what
         assert same_on_every_rank(params.buffer), what
         count += 1
+COMM.Barrier()
+if RANK == 0:
+    shutil.rmtree(DIRECTORY)
 done("agreement", count)
