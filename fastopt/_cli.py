@@ -10,9 +10,12 @@ import argparse
 import math
 import os
 
-# The largest array dimension NumPy takes (a C ssize_t on 64-bit platforms): a count beyond it
-# can only fail later, inside NumPy or a kernel, with an OverflowError.
-MAX_COUNT = 2 ** 63 - 1
+from . import _threads
+from ._validation import MAX_COUNT
+
+# MAX_COUNT: the largest array dimension NumPy takes (a C ssize_t on 64-bit platforms), the
+# library's own bound on counts; a count beyond it can only fail later, inside NumPy or a
+# kernel, with an OverflowError.
 # More kernel threads than cores only time-slice them (each thread gets an equal share of the
 # array), and OpenMP runtimes crash when asked for 100,000; 4x the cores leaves room to measure
 # oversubscription.
@@ -95,8 +98,11 @@ def max_cores():
 
 
 def threads(text):
-    """A thread count: a whole number from 1 to ``THREADS_PER_CORE`` times the cores."""
-    cores = max_cores()
+    """A thread count: a whole number from 1 to ``THREADS_PER_CORE`` times the cores, and no
+    more than fastopt starts (:func:`fastopt._threads.max_threads`)."""
+    cores, most = max_cores(), _threads.max_threads()
+    if most < THREADS_PER_CORE * cores:
+        return _count(text, most, "the most threads fastopt starts here, set by OMP_THREAD_LIMIT")
     return _count(text, THREADS_PER_CORE * cores,
                   f"{THREADS_PER_CORE} x the {cores} cores this process may use; more threads "
                   f"only share them")

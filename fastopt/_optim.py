@@ -315,8 +315,11 @@ class Optimizer(_v.StrictAttributes):
         else:
             params = list(self._params)
         state = {s: list(self._state[s]) for s in self._state_names}
+        # The user's dict too, so that the copy checks it for rebound entries as the original
+        # does (deepcopy's and pickle's memo make it the dict copied beside the optimizer, as
+        # in params2, opt2 = copy.deepcopy((params, opt))).
         return _restore, (type(self), params, dict(self._hyper), self._t, self._skipped,
-                          self._last_grad_norm, state)
+                          self._last_grad_norm, state, self._user_dict)
 
     # -- stepping ----------------------------------------------------------------------------
 
@@ -358,6 +361,8 @@ class Optimizer(_v.StrictAttributes):
         :mod:`fastopt.distributed`, which takes it before the ranks agree to step)."""
         if self._user_dict is not None:
             self._check_still_bound()
+        if self._t >= _v.MAX_COUNT or self._skipped >= _v.MAX_COUNT:
+            _v.check_room_for_a_step(self._t, self._skipped)
         flat_grads = self._flat_grads(grads)
         checks = (grads.buffer,) if flat_grads is None else flat_grads
         hyper = self._hyper
@@ -594,10 +599,12 @@ class Optimizer(_v.StrictAttributes):
         return dict(zip(self._keys, arrays)) if self._dict_params else list(arrays)
 
 
-def _restore(cls, params, hyper, t, skipped, last_grad_norm, state):
+def _restore(cls, params, hyper, t, skipped, last_grad_norm, state, user_dict=None):
     """An optimizer of class ``cls`` over ``params`` (already copied by deepcopy or pickle),
     with the step count, counters and state arrays of the one copied (Optimizer.__reduce_ex__).
-    Built through the constructor's checks; the state arrays must match the new ones."""
+    Built through the constructor's checks; the state arrays must match the new ones.
+    ``user_dict``: the copy of the dict the original was built on, checked at each step for
+    entries rebound to other arrays."""
     opt = cls.__new__(cls)
     Optimizer.__init__(opt, params, **hyper)
     if set(state) != set(opt._state_names):
@@ -613,9 +620,11 @@ def _restore(cls, params, hyper, t, skipped, last_grad_norm, state):
                 raise ValueError(f"the copied {cls.__name__}'s {name}[{i}] does not match its "
                                  f"parameter's dtype and shape")
             dst[...] = src
-    opt._t = _v.check_count(t, "t", 0)
-    opt._skipped = _v.check_count(skipped, "skipped", 0)
+    opt._t = _v.check_step_count(t, "t")
+    opt._skipped = _v.check_step_count(skipped, "skipped")
     opt._last_grad_norm = last_grad_norm
+    if user_dict is not None:
+        opt._user_dict = user_dict
     return opt
 
 

@@ -193,6 +193,8 @@ def pack(params, dtype=None):
         raise ValueError("params is empty: nothing to pack")
     arrays = {}
     for key, value in params.items():
+        if isinstance(value, np.ndarray):  # before np.asarray, which would drop a mask
+            _v.check_plain_array(value, f"params[{key!r}]")
         arr = np.asarray(value)
         if arr.dtype.kind != "f" and dtype is None:
             raise TypeError(f"params[{key!r}] has dtype {arr.dtype}; expected float32 or "

@@ -141,8 +141,8 @@ def check_count(value, name, minimum=1, maximum=MAX_COUNT):
 
 
 # A checkpoint stores an optimizer's step counts as int64 (docs/contract.md: plain arrays only):
-# a count that cannot be written is refused when it is assigned or loaded, not at save time.
-MAX_COUNT = 2 ** 63 - 1
+# a count that cannot be written (beyond MAX_COUNT) is refused when it is assigned or loaded,
+# not at save time.
 
 
 def check_step_count(value, name):
@@ -153,6 +153,15 @@ def check_step_count(value, name):
         raise ValueError(f"{name} must be an integer in [0, 2**63 - 1] (a checkpoint stores it "
                          f"as int64), got {value}")
     return value
+
+
+def check_room_for_a_step(t, skipped):
+    """Refuse a step that would take ``t`` or ``skipped`` past 2**63 - 1 (checked before
+    anything changes: a checkpoint or a data-parallel fingerprint holds them as int64)."""
+    if t >= MAX_COUNT or skipped >= MAX_COUNT:
+        name, value = ("t", t) if t >= MAX_COUNT else ("skipped", skipped)
+        raise ValueError(f"{name} is {value}, the largest step count fastopt keeps (2**63 - 1): "
+                         f"one more step would pass it; assign a smaller {name} first")
 
 
 def check_grad_norm(value, name):
@@ -282,6 +291,8 @@ def converted(value, dtype, name):
     float32 inf). Real numbers of any other dtype (bool, integers, floats) are rounded to
     ``dtype`` as NumPy rounds them.
     """
+    if isinstance(value, np.ndarray):  # a masked array's mask would be dropped by the copy
+        check_plain_array(value, name)
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError, OverflowError) as err:

@@ -428,6 +428,7 @@ class DistributedOptimizer:
             if not _v.all_writeable(inner._written):
                 _v.check_still_writeable(inner._written, inner._written_names)
             inner._lr_now()  # a schedule's value out of range: refused here, not mid-step
+            _v.check_room_for_a_step(inner._t, inner._skipped)
         except (TypeError, ValueError, RuntimeError) as exc:
             error = exc
         if self._world == 1:

@@ -132,13 +132,20 @@ def test_step_counts_are_bounded_on_load(impl, key, tmp_path):
         other.load_state_dict(state)
 
 
-def test_a_count_a_step_carried_past_int64_is_refused_at_save(tmp_path):
+def test_a_count_a_step_would_carry_past_int64_is_refused_before_the_step(tmp_path):
+    # A step from t = 2**63 - 1 used to carry t past int64, and save refused the result; the
+    # step itself is refused now (test_a_step_that_would_pass_the_largest_count_is_refused),
+    # so what a step leaves can always be saved. save still checks, behind it.
     opt = fastopt.SGD(params64(), lr=0.1)
     opt.t = 2**63 - 1
-    opt.step(grads_like(opt.params, 1))
+    with pytest.raises(ValueError, match=r"^t is 9223372036854775807, the largest"):
+        opt.step(grads_like(opt.params, 1))
+    opt.save(tmp_path / "ckpt.npz")
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+    opt._t = 2**63  # only by reaching past the setter
     with pytest.raises(ValueError, match=r"^t must be an integer in \[0, 2\*\*63 - 1\]"):
-        opt.save(tmp_path / "ckpt.npz")
-    assert os.listdir(tmp_path) == []
+        opt.save(tmp_path / "past.npz")
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
 
 
 # --- last_grad_norm -------------------------------------------------------------------------------
@@ -379,3 +386,17 @@ def test_a_load_into_an_array_made_read_only_changes_nothing(impl, tmp_path):
             arr.flags.writeable = True
     opt.load(tmp_path / "c.npz")
     assert not (params["W"] == 9.0).any()
+
+
+def test_a_step_that_would_pass_the_largest_count_is_refused(impl):
+    """t = 2**63 - 1 is accepted (a checkpoint holds it); a step from there would make it
+    2**63, which no checkpoint holds: refused before anything changes."""
+    params = params64()
+    opt = impl.Adam(params, lr=0.1)
+    before = params["W"].copy()
+    for name in ("t", "skipped"):
+        setattr(opt, name, 2**63 - 1)
+        with pytest.raises(ValueError, match=rf"^{name} is 9223372036854775807, the largest"):
+            opt.step(grads_like(params, 1))
+        np.testing.assert_array_equal(params["W"], before)
+        setattr(opt, name, 0)

@@ -302,3 +302,17 @@ def test_ewa_does_not_parse_strings_or_drop_imaginary_parts(mod, x):
 def test_ewa_takes_sequences_of_real_numbers(mod):
     assert mod.ewa([1, 2.5, True, np.float32(3)], beta=0.5).tolist() == [0.5, 1.5, 1.25, 2.125]
     assert mod.ewa([10 ** 20, 1.0], beta=0.5)[0] == 5e19  # an int beyond int64, as a float
+
+
+def test_a_masked_array_is_refused_when_packed_or_assigned():
+    """pack, pack(dtype=) and packed[key] = ... copy values: a masked array's mask would be
+    dropped silently (step refuses the same object by name); refused, naming the entry."""
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0])
+    for call in (lambda: fastopt.pack({"a": masked}),
+                 lambda: fastopt.pack({"a": masked}, dtype=np.float32)):
+        with pytest.raises(TypeError, match=r"params\['a'\] is a numpy\.ma\.MaskedArray"):
+            call()
+    packed = fastopt.pack({"a": np.ones(3)})
+    with pytest.raises(TypeError, match=r"value for 'a' is a numpy\.ma\.MaskedArray"):
+        packed["a"] = masked
+    np.testing.assert_array_equal(packed["a"], np.ones(3))

@@ -222,3 +222,21 @@ def test_a_distributed_optimizer_refuses_to_be_copied(copier):
     with pytest.raises(TypeError, match="DistributedOptimizer cannot be copied or pickled.*"
                                         "save"):
         copier(opt)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_checks_its_dict_for_rebound_entries(how):
+    """params2, opt2 = copy.deepcopy((params, opt)): opt2 steps params2's arrays and, like the
+    original, refuses a step after params2["W"] was rebound to a new array (the course's
+    params["W"] = params["W"] - ...), instead of stepping the array the dict no longer holds."""
+    for mod in (fastopt, fastopt.reference):
+        params = {"W": np.ones(3), "b": np.zeros(3)}
+        opt = mod.SGD(params, lr=0.1)
+        both = (params, opt)
+        p2, o2 = copy.deepcopy(both) if how == "deepcopy" else pickle.loads(pickle.dumps(both))
+        o2.step({"W": np.ones(3), "b": np.ones(3)})
+        np.testing.assert_array_equal(p2["W"], np.full(3, 0.9))  # its own dict's arrays
+        p2["W"] = p2["W"] - 1.0
+        with pytest.raises(ValueError, match=r"params\['W'\] is no longer the array"):
+            o2.step({"W": np.ones(3), "b": np.ones(3)})
+        assert o2.t == 1
