@@ -150,7 +150,7 @@ class MiniBatches(_v.StrictAttributes):
     own copies of ``X`` and ``Y``, the same configuration and a copy of the generator in its
     current state: its epochs from then on are those the original would have drawn next. An
     epoch in progress is not copied (the copy starts at the next one) and neither are the
-    buffers. ``copy.copy`` raises ``TypeError``: a shallow copy would share the buffers and the
+    buffers; a resume loaded with :meth:`load_state_dict` and not yet iterated is. ``copy.copy`` raises ``TypeError``: a shallow copy would share the buffers and the
     generator.
 
     Parameters
@@ -352,11 +352,14 @@ class MiniBatches(_v.StrictAttributes):
     def __reduce_ex__(self, protocol):
         # Rebuilt through __init__ (the lock and the buffers are per object): the data, the
         # configuration and the generator, which deepcopy and pickle copy with its state.
+        # A resume loaded by load_state_dict and not yet iterated is part of what the next
+        # iter() does, so it is copied too (an epoch in progress is not: see the class).
         with self._inside():
+            pending = self._state_dict() if self._resume is not None else None
             return _restore, (type(self), self._X, self._Y,
                               dict(batch_size=self._batch_size, seed=self._rng,
                                    axis=self._axis, drop_last=self._drop_last, copy=self._copy,
-                                   rank=self._rank, world=self._world))
+                                   rank=self._rank, world=self._world), pending)
 
     @property
     def rank(self):
@@ -619,10 +622,14 @@ class MiniBatches(_v.StrictAttributes):
             yield x_buf[:bk], (y_buf[:bk, 0] if Y.ndim == 1 else y_buf[:bk])
 
 
-def _restore(cls, X, Y, config):
+def _restore(cls, X, Y, config, pending=None):
     """A ``cls`` over ``X`` and ``Y`` (copies made by deepcopy or pickle) with the
-    configuration and generator of the one copied (MiniBatches.__reduce_ex__)."""
-    return cls(X, Y, **config)
+    configuration and generator of the one copied (MiniBatches.__reduce_ex__), and its pending
+    resume (a :meth:`MiniBatches.state_dict`), if it had one."""
+    loader = cls(X, Y, **config)
+    if pending is not None:
+        loader.load_state_dict(pending)
+    return loader
 
 
 def rank_part(perm, batch_size, drop_last, rank, world):

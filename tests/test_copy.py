@@ -240,3 +240,21 @@ def test_a_copy_checks_its_dict_for_rebound_entries(how):
         with pytest.raises(ValueError, match=r"params\['W'\] is no longer the array"):
             o2.step({"W": np.ones(3), "b": np.ones(3)})
         assert o2.t == 1
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_keeps_a_loaded_resume(how):
+    """A MiniBatches restored by load_state_dict and not iterated since resumes the saved
+    epoch at its next iter(); so does its copy (it used to start a new epoch instead)."""
+    for mod in (fastopt, fastopt.reference):
+        X = np.arange(40.0).reshape(4, 10)
+        ref = mod.MiniBatches(X, np.arange(10), batch_size=3, seed=0)
+        it = iter(ref)
+        next(it)
+        saved = ref.state_dict()
+        rest = [y.tolist() for _, y in it]
+        loader = mod.MiniBatches(X, np.arange(10), batch_size=3, seed=7)
+        loader.load_state_dict(saved)
+        clone = copy.deepcopy(loader) if how == "deepcopy" else pickle.loads(pickle.dumps(loader))
+        assert [y.tolist() for _, y in clone] == rest
+        assert [y.tolist() for _, y in loader] == rest
