@@ -17,7 +17,10 @@ Bit-identical to fastopt by construction of the arithmetic, not by accident: eve
 hyperparameter is a Python float that NumPy 2 rounds once to float32 (NEP 50), ``1 - beta1**t``
 is Python's ``float.__pow__``, and each update has the expression order of the kernels
 (docs/contract.md §1 and §2). The forward and backward passes are :mod:`fastopt._mlp`'s
-arithmetic in the same order, written the course's way (a new array per operation).
+arithmetic in the same order, written the course's way (a new array per operation); they give
+the same bits only on operands laid out alike, since BLAS may round a product of a strided view
+differently (docs/contract.md §1), so the training loop that compares them
+(:class:`fastopt._train.CourseLoop`) copies each of this module's strided batches C-contiguous.
 """
 import math
 

@@ -6,7 +6,9 @@ last; one example per column (the course's layout), float32. The gradients are w
 into a packed buffer (:func:`fastopt.pack_like`), so that an optimizer step is one kernel call.
 
 The arithmetic, in this order, is the one :mod:`fastopt._course` writes the course's way, with a
-fresh array per operation; both give the same bits (``tests/test_train.py`` holds them to it):
+fresh array per operation; both give the same bits on identically laid-out operands (the same
+NumPy and BLAS calls; a strided batch may round differently, docs/contract.md §1), and
+``tests/test_train.py`` holds them to it:
 
 * forward: ``Z = np.dot(W, A) + b``; hidden ``A = np.maximum(0, Z)``; output
   ``E = np.exp(Z - np.max(Z, axis=0, keepdims=True))``, ``P = E / np.sum(E, axis=0,
