@@ -411,17 +411,12 @@ class Optimizer(_v.StrictAttributes):
             return None  # one kernel call over the whole buffer
         return self._check_grads(grads)
 
-    def _step_scaled(self, grads, scale, norm, flat_grads=False):
-        """Step with the gradients scaled by ``scale``, without the clipping norm or the
-        non-finite check of :meth:`step`: the caller decided both. ``norm`` (None: no clipping)
-        becomes ``last_grad_norm``. For :mod:`fastopt.distributed`, whose norm and decision
-        span processes (docs/contract.md §9); ``flat_grads`` is :meth:`_flat_grads`'s answer
-        when the caller has it. Holds the step lock, as :meth:`step` does."""
-        with self._exclusive():
-            self._apply(grads, scale, norm, flat_grads)
-
     def _apply(self, grads, scale, norm, flat_grads=False):
-        """:meth:`_step_scaled` inside the step lock."""
+        """Step with the gradients scaled by ``scale``, the clipping norm and the non-finite
+        check decided by the caller, who holds the step lock (:meth:`_step_held`, or
+        :mod:`fastopt.distributed`, whose norm and decision span processes, docs/contract.md
+        §9). ``norm`` (None: no clipping) becomes ``last_grad_norm``; ``flat_grads`` is
+        :meth:`_flat_grads`'s answer when the caller has it."""
         if flat_grads is False:
             flat_grads = self._flat_grads(grads)
         lr = self._lr_now()
