@@ -20,7 +20,7 @@ Conventions
 """
 import numpy as np
 
-from . import _validation as _v
+from .. import _validation as _v
 
 __all__ = ["ulp_distance", "assert_ulp_equal"]
 
