@@ -6,6 +6,7 @@ Calls go to the SIMD variant chosen by ``fastopt._dispatch`` (looked up on every
 switching variants takes effect at once).
 """
 from . import _dispatch
+from . import _validation as _v
 
 
 def kernel_table():
@@ -75,8 +76,18 @@ def ewa(x, out, beta, bias_correction):
 
 # Mini-batch gathers: the kernels take the arrays as they are (any strides; outputs contiguous).
 def columns_into(src, perm, batch, blocks):
-    _dispatch.kernels.columns_into(src, perm, batch, blocks)
+    if not _dispatch.kernels.columns_into(src, perm, batch, blocks):
+        _refused("check_columns_into", src, perm, batch, blocks)
 
 
 def take_rows(src, rows, out):
-    _dispatch.kernels.take_rows(src, rows, out)
+    if not _dispatch.kernels.take_rows(src, rows, out):
+        _refused("check_take_rows", src, rows, out)
+
+
+def _refused(check, *args):
+    """A gather refused its arguments (nothing written): ``fastopt._validation.<check>`` words
+    the error."""
+    getattr(_v, check)(*args)
+    # Unreachable while the two agree; refuse anyway rather than go on as if written.
+    raise ValueError(f"{check[6:]}: arguments rejected by the kernel's own checks")

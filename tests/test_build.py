@@ -76,3 +76,32 @@ def test_show_config_reports_the_cpu_simd_features():
                                ("avx512", baseline.cpu_has_avx512)):
         if variant in _dispatch.available():
             assert supported()
+
+
+@pytest.mark.parametrize("variant", _dispatch.available())
+def test_the_clipping_blocks_are_the_references(variant):
+    # The block size is written twice on purpose: once in the compiled kernels, once in the
+    # reference, which must not import them. This holds the two together.
+    from fastopt.reference import _ops as reference_ops
+    assert _dispatch.MODULES[variant].SUMSQ_BLOCK == reference_ops.SUMSQ_BLOCK == 1024
+
+
+@pytest.mark.parametrize("variant", _dispatch.available())
+def test_one_table_of_thread_thresholds(variant):
+    # Every kernel that can split over threads has its threshold in threads.pxi's one table,
+    # and set_thread_threshold changes exactly that entry.
+    module = _dispatch.MODULES[variant]
+    saved = module.thread_thresholds()
+    assert set(saved) == {"sgd", "momentum", "rmsprop", "adam", "adagrad", "sumsq",
+                          "columns_into", "take_rows"}
+    try:
+        for name in saved:
+            module.set_thread_threshold(name, 12345)
+            assert module.thread_thresholds() == {**saved, name: 12345}
+            module.set_thread_threshold(name, saved[name])
+        with pytest.raises(KeyError):
+            module.set_thread_threshold("nothing", 1)
+    finally:
+        for name, value in saved.items():
+            module.set_thread_threshold(name, value)
+    assert module.thread_thresholds() == saved

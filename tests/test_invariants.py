@@ -348,8 +348,24 @@ def test_stale_iterator_raises_before_writing(mod, axis):
 
 # Each compiled variant directly (the gathers are the same source under other flags), and the
 # reference, which calls the same checks.
+class _Variant:
+    """fastopt._ops' gathers on one SIMD variant: the compiled check and gather, and on a
+    refusal (the kernel returns False, nothing written) the worded error of _validation."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def take_rows(self, *args):
+        with _dispatch.using(self.name):
+            return fastopt._ops.take_rows(*args)
+
+    def columns_into(self, *args):
+        with _dispatch.using(self.name):
+            return fastopt._ops.columns_into(*args)
+
+
 GATHERS = {"reference": fastopt.reference._ops,
-           **{f"fastopt-{name}": module for name, module in _dispatch.MODULES.items()}}
+           **{f"fastopt-{name}": _Variant(name) for name in _dispatch.MODULES}}
 
 
 @pytest.fixture(params=sorted(GATHERS))
@@ -381,6 +397,22 @@ def test_take_rows_checks_before_writing(gather, change, exc, pattern):
     with pytest.raises(exc, match=pattern):
         gather.take_rows(src, rows, out)
     assert out.tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize("variant", sorted(_dispatch.MODULES))
+def test_a_refused_gather_writes_nothing_and_says_so(variant):
+    # The kernels' own answer: False with nothing written (fastopt._ops then words the error).
+    kernels = _dispatch.MODULES[variant]
+    src, rows, out = rows_case()
+    before = out.copy()
+    assert kernels.take_rows(src, np.array([3, 10, 4]), out) is False
+    assert out.tobytes() == before.tobytes()
+    assert kernels.take_rows(src, rows, out) is True
+    assert out.tolist() == src[rows].tolist()
+    src, perm, batch, blocks = columns_case()
+    saved = [b.copy() for b in blocks]
+    assert kernels.columns_into(src, perm, 0, blocks) is False
+    assert all(b.tobytes() == c.tobytes() for b, c in zip(blocks, saved))
 
 
 def test_take_rows_read_only_out(gather):
@@ -447,7 +479,7 @@ def test_columns_into_valid_and_empty(gather):
 
 
 def test_kernels_refuse_even_if_the_wording_check_does_not(monkeypatch):
-    # The kernels test the conditions in C and call fastopt._validation only to word the error;
+    # The kernels test the conditions in C; on a refusal fastopt._ops calls _validation to word it;
     # were the two ever to disagree, the kernel still refuses (a generic message) to write.
     monkeypatch.setattr(_v, "check_take_rows", lambda *args: None)
     monkeypatch.setattr(_v, "check_columns_into", lambda *args: None)
