@@ -4,12 +4,12 @@ import sys
 import numpy as np
 
 from . import _dispatch, _threads
+from ._version import __version__
 
 
 def config():
     """The configuration as a dict (see :func:`show_config`)."""
     kernels = _dispatch.kernels
-    from . import __version__
     return {
         "fastopt": __version__,
         "python": sys.version.split()[0],

@@ -111,7 +111,7 @@ def test_the_distributed_command_line_refuses_and_takes_names_alike():
         r = run("fastopt.distributed", *argv)
         assert r.returncode == 2 and "Traceback" not in r.stderr, (argv, r.stderr)
         assert message in r.stderr, (argv, r.stderr)
-    code = ("from fastopt._distributed_demo import build_parser as b; "
+    code = ("from fastopt.distributed.__main__ import build_parser as b; "
             "print(b().parse_args(['bench', '--optimizer', 'ADAM']).optimizer, "
             "b().parse_args(['train', '--optimizer', 'AdamW']).optimizer)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

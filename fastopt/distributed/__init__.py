@@ -50,12 +50,12 @@ except ImportError as exc:  # the only module of fastopt that needs mpi4py
         'fastopt.distributed needs mpi4py and an MPI library: pip install "fastopt[mpi]" '
         '(mpi4py and the mpich wheel, which brings mpiexec)') from exc
 
-from . import _checkpoint
-from . import _validation as _v
-from ._optim import NonFiniteGradientError, Optimizer
-from ._packing import PackedArrays, pack_like
-from ._scalars import clip_coefficient
-from .reference._ops import SUMSQ_BLOCK
+from .. import _checkpoint
+from .. import _validation as _v
+from .._optim import NonFiniteGradientError, Optimizer
+from .._packing import PackedArrays, pack_like
+from .._scalars import clip_coefficient
+from ..reference._ops import SUMSQ_BLOCK
 
 __all__ = ["DistributedOptimizer", "RankError", "shard_bounds"]
 
@@ -823,10 +823,3 @@ class DistributedOptimizer:
                         f"optimizer_class instead")
 
     __copy__ = __reduce_ex__
-
-
-if __name__ == "__main__":  # python -m fastopt.distributed
-    import sys
-
-    from fastopt._distributed_demo import main
-    sys.exit(main())

@@ -260,3 +260,7 @@ def main(argv=None):
     if args.command is None:
         args = build_parser().parse_args(["train"] + list(argv or sys.argv[1:]))
     return train(args, comm)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
