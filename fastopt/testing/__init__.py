@@ -147,3 +147,5 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
         f"first at index {index}: actual {a!s} ({_hex_bits(a)}), desired {d!s} "
         f"({_hex_bits(d)}), {int(dist[index])} ULP apart; "
         f"largest distance {int(dist[bad].max())} ULP")
+
+from ._conform import ConformanceReport, check_update, from_fastopt, from_optax, from_torch  # noqa: E402,F401,I001
