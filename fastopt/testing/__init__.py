@@ -23,6 +23,7 @@ import numpy as np
 from .. import _validation as _v
 
 __all__ = ["ulp_distance", "assert_ulp_equal"]
+from ._cases import Case, trajectory, cases; __all__ += ["Case", "trajectory", "cases"]  # noqa: E402,E702
 
 _U64_MAX = 2 ** 64 - 1
 
