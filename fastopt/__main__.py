@@ -6,12 +6,14 @@
     python -m fastopt bench                 # optimizer steps: fastopt, reference, torch fused
     python -m fastopt train --compare       # an MLP end to end: fastopt vs the course's loop
     python -m fastopt surfaces --plot fig/  # saddles, plateaus, local minima; GOE minima
+    python -m fastopt vectors --all --out DIR  # known-answer vectors for other implementations
 """
 import argparse
 import sys
 
 import fastopt
 from fastopt import _bench, _cli, _demo, _surfaces, _train
+from fastopt.testing import _vectors
 
 
 def bench(args, out=sys.stdout):
@@ -90,6 +92,7 @@ def build_parser():
     # depends on --layers too. Checked after parsing, reported by the same parser.
     train.set_defaults(check_arguments=lambda args: _check_train_sizes(train, args))
     _surfaces.add_parser(sub)
+    _vectors.add_parser(sub)
     return parser
 
 
@@ -124,6 +127,8 @@ def main(argv=None):
             return _train.main(args)
         if args.command == "surfaces":
             return _surfaces.main(args)
+        if args.command == "vectors":
+            return _vectors.run(args)
         return demo(args)
     except MemoryError as exc:
         # The arguments fit this machine's memory (checked above), but other processes may

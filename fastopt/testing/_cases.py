@@ -118,6 +118,9 @@ class Case:
         absent from the case are omitted.
     schedule : fastopt.schedules.Schedule or None
         The schedule that produced ``lr``, None for a constant rate.
+    offset : int
+        Elements between the 64-byte boundary and the start of ``param`` (a field, not read
+        off the address: NumPy does not advance the data pointer of an empty slice).
     """
 
     name: str
@@ -133,6 +136,7 @@ class Case:
     expected_state: dict
     edges: dict
     schedule: object = None
+    offset: int = 0
 
     @property
     def size(self):
@@ -145,11 +149,6 @@ class Case:
         return tuple(self.state)
 
     @property
-    def offset(self):
-        """Elements between the last 64-byte boundary and the start of :attr:`param`."""
-        return (self.param.ctypes.data % ALIGN) // self.dtype.itemsize
-
-    @property
     def skipped(self):
         """bool (k,): the steps that were not taken (a non-finite gradient under
         ``nonfinite="skip"``, which returns False, or ``"raise"``, which raises
@@ -160,10 +159,9 @@ class Case:
 
     @property
     def start_step(self):
-        """The step count before the first step (0 for a run from the start)."""
-        if len(self.steps) == 0:
-            return 0
-        return int(self.steps[0]) - (0 if self.skipped[0] else 1)
+        """The step count of the first step, as given to :func:`trajectory` (1 for a run from
+        the start); the optimizer has taken ``start_step - 1`` steps before it."""
+        return int(self.steps[0]) + (1 if self.skipped[0] else 0)
 
     def replay(self, impl=None):
         """Run this case through ``impl``'s optimizer objects and return what they hold.
@@ -187,7 +185,7 @@ class Case:
         """
         impl = _reference if impl is None else impl
         params, state, _, _ = _run(getattr(impl, self.rule), self.dtype, self.hyper,
-                                   [float(x) for x in self.lr], self.start_step, self.param,
+                                   [float(x) for x in self.lr], self.start_step - 1, self.param,
                                    self.state, self.grads, self.offset)
         return params, state
 
@@ -447,7 +445,7 @@ def trajectory(rule, dtype, size=17, steps=10, *, start_step=1, seed=0, offset=0
     return Case(name=name, rule=rule, dtype=dtype, hyper=full_hyper, steps=step_counts,
                 lr=lrs, param=param, state=state, grads=grads, expected_param=exp_p,
                 expected_state=exp_s, edges=edge_idx,
-                schedule=schedule if isinstance(schedule, Schedule) else None)
+                schedule=schedule if isinstance(schedule, Schedule) else None, offset=offset)
 
 
 # -- the catalogue ---------------------------------------------------------------------------
