@@ -16,13 +16,7 @@ import pytest
 import fastopt
 from fastopt import reference
 from fastopt.testing import _conform, check_update, from_fastopt, from_optax, from_torch
-
-try:
-    from fastopt.testing import _cases
-except ImportError:  # the vectors branch not merged yet: its interface, in a small stand-in
-    import conform_standin as _cases
-    sys.modules["fastopt.testing._cases"] = _cases
-trajectory = _cases.trajectory
+from fastopt.testing._cases import trajectory
 
 DTYPES = (np.float32, np.float64)
 
@@ -295,7 +289,7 @@ def test_torch_adapters_run_every_option_set_torch_has():
         assert report.rule == rule and report.run and not report.errors, str(report)
         # float64 torch is within rounding of the textbook formula on ordinary cases
         ordinary = [r for r in report.run if not r.case.edges]
-        assert max(int(r.ulp["param"].max()) for r in ordinary) < 2 ** 20
+        assert max(int(r.ulp["param"].max(initial=0)) for r in ordinary) < 2 ** 20
         assert all("nonfinite" in why or "max_grad_norm" in why for _, why in report.not_run)
         assert "torch.optim." + cls.__name__ in str(report)
 
@@ -365,7 +359,10 @@ def test_optax_adapter_with_a_duck_typed_transformation(dtype):
         assert r.arrays == ("param", "m", "v")
         # the moments are the same arithmetic; the direction times -lr is another association
         assert r.same["m"].all() and r.same["v"].all()
-        assert r.ulp["param"].max() < 64
+        # within a few roundings of the step (lr 0.01, |step| <= ~1): ULPs alone mislead
+        # where the parameter is far smaller than the step
+        got, exp = r.got["param"].astype(np.float64), r.expected("param").astype(np.float64)
+        assert (abs(got - exp) <= 8 * np.finfo(dtype).eps * (abs(exp) + 0.01)).all()
     assert report.run[0].ulp["param"].max() > 0
     # torch-style heavy ball: optax.trace is fastopt's SGD(momentum) bit for bit
     sgd = from_optax(NumpyTrace(0.9), "SGD", momentum=0.9)

@@ -23,6 +23,7 @@ import numpy as np
 from .. import _validation as _v
 
 __all__ = ["ulp_distance", "assert_ulp_equal"]
+from ._cases import Case, trajectory, cases; __all__ += ["Case", "trajectory", "cases"]  # noqa: E402,E702
 
 _U64_MAX = 2 ** 64 - 1
 
@@ -148,4 +149,4 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
         f"({_hex_bits(d)}), {int(dist[index])} ULP apart; "
         f"largest distance {int(dist[bad].max())} ULP")
 
-from ._conform import ConformanceReport, check_update, from_fastopt, from_optax, from_torch  # noqa: E402,F401,I001
+from ._conform import ConformanceReport, check_update, from_fastopt, from_optax, from_torch; __all__ += ["check_update", "ConformanceReport", "from_torch", "from_optax", "from_fastopt"]  # noqa: E402,E702

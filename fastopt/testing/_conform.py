@@ -96,15 +96,15 @@ def _same(a, b):
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
-def _not_run_reason(case, accepted, fixed, defaults):
-    """Why ``fn`` cannot run ``case`` (None: it can)."""
+def _not_run_reason(case, accepted, fixed, defaults, who="the function"):
+    """Why ``fn`` (called ``who``) cannot run ``case`` (None: it can)."""
     for key, value in case.hyper.items():
         if key in fixed:
             if not _same(fixed[key], value):
-                return f"the function is fixed at {key}={fixed[key]!r}; the case has {value!r}"
+                return f"{who} is fixed at {key}={fixed[key]!r}; the case has {value!r}"
         elif accepted is not None and key not in accepted and not _same(value,
                                                                         defaults.get(key)):
-            return f"the function takes no {key!r} (the case has {key}={value!r})"
+            return f"{who} takes no {key!r} (the case has {key}={value!r})"
     return None
 
 
@@ -457,7 +457,7 @@ class ConformanceReport:
             edge_bad = sorted({c for r in rs for c, e in r.edges.items() if not e.matches})
             edge_cases = [r for r in rs if r.edges]
             rows.append(dict(
-                call=(self._describe(rs[0].case.hyper) if self._describe else label),
+                rule=self.rule, call=(self._describe(rs[0].case.hyper) if self._describe else label),
                 options=label, dtype=dtype, cases=len(rs),
                 steps=sum(r.steps_taken for r in rs),
                 arrays=", ".join(dict.fromkeys(n for r in rs for n in r.arrays)),
@@ -513,7 +513,7 @@ class ConformanceReport:
 
 def format_rows(rows):
     """:meth:`ConformanceReport.rows` (of one report or several) as a fixed-width table."""
-    cols = [("call", "<"), ("dtype", "<"), ("cases", ">"), ("max ULP", ">"), ("p99 ULP", ">"),
+    cols = [("rule", "<"), ("call", "<"), ("dtype", "<"), ("cases", ">"), ("max ULP", ">"), ("p99 ULP", ">"),
             ("identical", ">"), ("±0", ">"), ("first divergence", "<"), ("edge values", "<")]
     body = []
     for row in rows:
@@ -522,7 +522,7 @@ def format_rows(rows):
             f"step {d.step} (t={d.t}) index {d.index} {'/'.join(d.arrays)}")
         if row["errors"]:
             first = f"{row['errors']} raised; " + first
-        body.append([row["call"], row["dtype"], str(row["cases"]), format_ulp(row["max_ulp"]),
+        body.append([row["rule"], row["call"], row["dtype"], str(row["cases"]), format_ulp(row["max_ulp"]),
                      format_ulp(row["p99_ulp"]), f"{row['identical']:.1%}",
                      str(row["zero_sign"]), first, row["edges"]])
     widths = [max([len(c[0])] + [len(b[i]) for b in body]) for i, c in enumerate(cols)]
@@ -695,6 +695,7 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
         raise ValueError(f"hyper has {unknown}, which fastopt.reference.{rule} does not take; "
                          f"its keywords are {sorted(defaults)}")
     accepted = _accepted(fn)
+    label = name or getattr(fn, "__qualname__", None) or repr(fn)
     if cases is None:
         cases = _default_cases(rule, dtypes, small, fixed, accepted, defaults)
     else:
@@ -707,9 +708,8 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
         if case.rule != rule:
             results.append(CaseResult(case, f"a case of {case.rule}, not {rule}"))
             continue
-        why = _not_run_reason(case, accepted, fixed, defaults)
+        why = _not_run_reason(case, accepted, fixed, defaults, label)
         results.append(CaseResult(case, why) if why else _run_case(fn, case, accepted, forced))
-    label = name or getattr(fn, "__qualname__", None) or repr(fn)
     return ConformanceReport(label, rule, results, getattr(fn, "describe", None))
 
 
