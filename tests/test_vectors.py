@@ -3,6 +3,7 @@
 every SIMD variant and thread count, the committed set in tests/vectors regenerates byte for
 byte, and a plain-C program (tests/c/kat_adam.c) replays the files bit for bit.
 """
+import doctest
 import hashlib
 import json
 import pathlib
@@ -65,6 +66,19 @@ def test_trajectory_is_deterministic_and_replays_on_the_reference():
     assert_case_equal(a, params, state, "reference")
     assert trajectory("Adam", np.float32, seed=1).param.tobytes() != \
         trajectory("Adam", np.float32).param.tobytes()
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(_cases, optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed
+
+
+def test_names_tell_cases_apart():
+    assert trajectory("SGD", np.float32, lr=0.5).name == "sgd-default-float32-n17-off0-t1-10-lr0.5"
+    assert trajectory("SGD", np.float32, schedule=_cases.long_schedule(), seed=2,
+                      edges=True).name == "sgd-default-float32-n17-off0-t1-10-sched-edges-seed2"
+    assert trajectory("AdamW", np.float64, weight_decay=0.1, nonfinite="skip", steps=3,
+                      start_step=5).name == "adamw-wd0.1-nfskip-float64-n17-off0-t5-7"
 
 
 def test_case_fields_follow_the_interface():

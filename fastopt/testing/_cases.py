@@ -86,8 +86,9 @@ class Case:
     name : str
         Unique and file-safe, e.g. ``"adam-amsgrad-float32-n17-off1-t1-10"``: rule, options
         (``default`` for none), dtype, size, offset in elements from a 64-byte boundary, the
-        step counts of the window, then ``-sched`` (a learning-rate schedule), ``-edges`` (edge
-        values mixed in) and ``-seedN`` (a seed other than 0) when they apply.
+        step counts of the window, then ``-sched`` (a learning-rate schedule) or ``-lrX`` (a
+        constant rate other than 0.01), ``-edges`` (edge values mixed in) and ``-seedN`` (a
+        seed other than 0) when they apply.
     rule : str
         fastopt's optimizer class: "SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad".
     dtype : numpy.dtype
@@ -353,8 +354,10 @@ def case_name(rule, dtype, size, steps, start_step, offset, options, schedule, e
     opts = "-".join(_ABBREV.get(k, k) + _tag(v) for k, v in options.items()) or "default"
     name = (f"{rule.lower()}-{opts}-{np.dtype(dtype).name}-n{size}-off{offset}-"
             f"t{start_step}-{start_step + steps - 1}")
-    if schedule is not None:
+    if isinstance(schedule, Schedule):
         name += "-sched"
+    elif schedule is not None:
+        name += f"-lr{schedule!r}"
     if edges:
         name += "-edges"
     if seed:
@@ -437,8 +440,7 @@ def trajectory(rule, dtype, size=17, steps=10, *, start_step=1, seed=0, offset=0
     edge_idx = _mix_edges(param, grads, state, src, late) if edges else {}
     exp_p, exp_s, step_counts, lrs = _run(cls, dtype, full_hyper, lr, start_step - 1, param,
                                           state, grads, offset)
-    name = case_name(rule, dtype, size, steps, start_step, offset, hyper,
-                     schedule if isinstance(schedule, Schedule) else None, edges, seed)
+    name = case_name(rule, dtype, size, steps, start_step, offset, hyper, schedule, edges, seed)
     for arr in [grads, exp_p, step_counts, lrs, *state.values(), *exp_s.values()]:
         arr.flags.writeable = False
     param.flags.writeable = False
