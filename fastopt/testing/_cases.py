@@ -81,6 +81,10 @@ _ABBREV = {"weight_decay": "wd", "max_grad_norm": "clip", "nonfinite": "nf", "ma
 class Case:
     """One known-answer trajectory: ``len(steps)`` steps of one optimizer over one array.
 
+    Every array is read-only (the golden data cannot be stepped by mistake): copy
+    :attr:`param` and :attr:`state` before giving them to an optimizer, as :meth:`replay`
+    does.
+
     Attributes
     ----------
     name : str
@@ -444,6 +448,8 @@ def trajectory(rule, dtype, size=17, steps=10, *, start_step=1, seed=0, offset=0
     for arr in [grads, exp_p, step_counts, lrs, *state.values(), *exp_s.values()]:
         arr.flags.writeable = False
     param.flags.writeable = False
+    for idx in edge_idx.values():
+        idx.flags.writeable = False
     return Case(name=name, rule=rule, dtype=dtype, hyper=full_hyper, steps=step_counts,
                 lr=lrs, param=param, state=state, grads=grads, expected_param=exp_p,
                 expected_state=exp_s, edges=edge_idx,
