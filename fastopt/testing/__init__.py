@@ -23,7 +23,7 @@ import numpy as np
 from .. import _validation as _v
 
 __all__ = ["ulp_distance", "assert_ulp_equal"]
-from ._cases import Case, trajectory, cases; __all__ += ["Case", "trajectory", "cases"]  # noqa: E402,E702
+from ._cases import Case, cases, trajectory; __all__ += ["Case", "cases", "trajectory"]  # noqa
 
 _U64_MAX = 2 ** 64 - 1
 

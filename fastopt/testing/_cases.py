@@ -81,13 +81,18 @@ _ABBREV = {"weight_decay": "wd", "max_grad_norm": "clip", "nonfinite": "nf", "ma
 class Case:
     """One known-answer trajectory: ``len(steps)`` steps of one optimizer over one array.
 
+    Every array is read-only (the golden data cannot be stepped by mistake): copy
+    :attr:`param` and :attr:`state` before giving them to an optimizer, as :meth:`replay`
+    does.
+
     Attributes
     ----------
     name : str
         Unique and file-safe, e.g. ``"adam-amsgrad-float32-n17-off1-t1-10"``: rule, options
         (``default`` for none), dtype, size, offset in elements from a 64-byte boundary, the
-        step counts of the window, then ``-sched`` (a learning-rate schedule), ``-edges`` (edge
-        values mixed in) and ``-seedN`` (a seed other than 0) when they apply.
+        step counts of the window, then ``-sched`` (a learning-rate schedule) or ``-lrX`` (a
+        constant rate other than 0.01), ``-edges`` (edge values mixed in) and ``-seedN`` (a
+        seed other than 0) when they apply.
     rule : str
         fastopt's optimizer class: "SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad".
     dtype : numpy.dtype
@@ -353,8 +358,10 @@ def case_name(rule, dtype, size, steps, start_step, offset, options, schedule, e
     opts = "-".join(_ABBREV.get(k, k) + _tag(v) for k, v in options.items()) or "default"
     name = (f"{rule.lower()}-{opts}-{np.dtype(dtype).name}-n{size}-off{offset}-"
             f"t{start_step}-{start_step + steps - 1}")
-    if schedule is not None:
+    if isinstance(schedule, Schedule):
         name += "-sched"
+    elif schedule is not None:
+        name += f"-lr{schedule!r}"
     if edges:
         name += "-edges"
     if seed:
@@ -437,11 +444,12 @@ def trajectory(rule, dtype, size=17, steps=10, *, start_step=1, seed=0, offset=0
     edge_idx = _mix_edges(param, grads, state, src, late) if edges else {}
     exp_p, exp_s, step_counts, lrs = _run(cls, dtype, full_hyper, lr, start_step - 1, param,
                                           state, grads, offset)
-    name = case_name(rule, dtype, size, steps, start_step, offset, hyper,
-                     schedule if isinstance(schedule, Schedule) else None, edges, seed)
+    name = case_name(rule, dtype, size, steps, start_step, offset, hyper, schedule, edges, seed)
     for arr in [grads, exp_p, step_counts, lrs, *state.values(), *exp_s.values()]:
         arr.flags.writeable = False
     param.flags.writeable = False
+    for idx in edge_idx.values():
+        idx.flags.writeable = False
     return Case(name=name, rule=rule, dtype=dtype, hyper=full_hyper, steps=step_counts,
                 lr=lrs, param=param, state=state, grads=grads, expected_param=exp_p,
                 expected_state=exp_s, edges=edge_idx,
@@ -468,28 +476,35 @@ def late_schedule():
     return PiecewiseConstant([10_004, 100_004], [0.01, 0.005, 0.0025])
 
 
+def _small_specs(rule):
+    """(dtype, keyword arguments of trajectory) of the quick subset of one rule: the defaults
+    in both dtypes, every other option set and each non-finite policy once, the dtypes taking
+    turns (the committed set stays a few hundred KB: each case costs ~1.3 KB of manifest)."""
+    f32, f64 = DTYPES
+    turn = [f32, f64]
+    out = [(f32, dict(size=9, steps=3, offset=1)), (f64, dict(size=9, steps=3, offset=1))]
+    for i, opts in enumerate(OPTION_SETS[rule][1:]):
+        out.append((turn[i % 2], dict(size=9, steps=3, offset=1, **opts)))
+    for i, nf in enumerate(("propagate", "skip", "raise")):
+        out.append((turn[i % 2], dict(size=16, steps=5, offset=1, edges=True, nonfinite=nf)))
+    out.append((f32, dict(size=9, steps=4, start_step=LATE_WINDOWS[0],
+                          schedule=late_schedule())))
+    if rule == "Adam":
+        out += [(f32, dict(size=0, steps=2)), (f64, dict(size=1, steps=2)),
+                (f64, dict(size=9, steps=4, start_step=LATE_WINDOWS[1],
+                           schedule=late_schedule())),
+                (f64, dict(size=16, steps=5, offset=1, edges=True, nonfinite="skip",
+                           max_grad_norm=1.0, amsgrad=True)),
+                (f32, dict(size=1, steps=LONG_STEPS, schedule=long_schedule()))]
+    return out
+
+
 def _specs(rule, dtype, small):
     """(keyword arguments of trajectory) for the catalogue of one rule and dtype."""
+    if small:
+        return [spec for dt, spec in _small_specs(rule) if dt == dtype]
     sets = OPTION_SETS[rule]
     out = []
-    if small:
-        for opts in sets:
-            out.append(dict(size=9, steps=3, offset=1, **opts))
-        for nf in ("propagate", "skip", "raise"):
-            out.append(dict(size=24, steps=5, offset=1, edges=True, nonfinite=nf))
-        out.append(dict(size=17, steps=4, start_step=LATE_WINDOWS[0], schedule=late_schedule()))
-        if rule in ("Adam", "AdamW"):
-            for opts in sets:
-                out.append(dict(size=17, steps=4, offset=3, seed=1, **opts))
-            for n in (0, 1):
-                out.append(dict(size=n, steps=2))
-            out.append(dict(size=17, steps=4, start_step=LATE_WINDOWS[1],
-                            schedule=late_schedule()))
-            out.append(dict(size=24, steps=5, offset=1, edges=True, nonfinite="skip",
-                            max_grad_norm=1.0, amsgrad=True))
-            if rule == "Adam":
-                out.append(dict(size=2, steps=LONG_STEPS, schedule=long_schedule()))
-        return out
     for opts in sets:
         for n in TAIL_SIZES:
             out.append(dict(size=n, steps=4, **opts))
@@ -525,9 +540,10 @@ def cases(rule=None, dtype=None, *, small=False):
     dtype : dtype-like, optional
         Only this dtype.
     small : bool, default False
-        A quick subset (every option set once per dtype at 9 elements off the boundary, edge
-        values under each non-finite policy, a late window; more for Adam and AdamW, including
-        a 1000-step run over 2 elements): the committed vectors of ``tests/vectors``.
+        A quick subset, the committed vectors of ``tests/vectors``: per rule its defaults in
+        both dtypes and every other option set once (9 elements, off the boundary), edge
+        values under each non-finite policy, a late window; for Adam also 0 and 1 elements,
+        the second late window, clipping with edge values, and a 1000-step run.
 
     Returns
     -------

@@ -9,7 +9,8 @@ Writes into DIR (docs/contract.md §11 describes the format, version :data:`FORM
 * ``manifest.json``: per case the rule, dtype, every hyperparameter, step counts, learning
   rates, shapes, file names and the SHA-256 of every file;
 * ``index.txt``: the same facts one per line (``key value``) for readers without a JSON parser
-  (C: ``fgets`` and ``sscanf``);
+  (C: ``fgets`` and ``sscanf``); the hashes, step counts and rates are only in the manifest
+  and the files;
 * ``<case>/<array>.bin``: each array as raw little-endian values, C order, no header;
 * ``<case>.npz``: the same arrays for Python (``numpy.load``), unless ``--no-npz``.
 
@@ -126,16 +127,26 @@ def write(cases, out, npz=True):
                   f"size {case.size}", f"steps {len(case.steps)}", f"offset {case.offset}",
                   f"start_step {case.start_step}"]
         index += [f"hyper {k} {_index_value(v)}" for k, v in case.hyper.items()]
-        index += [f"array {name} {info['file']}" for name, info in files.items()]
-        index.append("end")
+        index += [f"arrays {' '.join(files)}", "end"]
     manifest = {"format": "fastopt-known-answer-vectors", "format_version": FORMAT_VERSION,
                 "contract": CONTRACT, "byte_order": "little",
                 "nan": "every NaN is the canonical quiet NaN (0x7fc00000, 0x7ff8000000000000)",
                 "generator": {"fastopt": __version__, "numpy": np.__version__},
                 "cases": entries}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    (out / "index.txt").write_text("\n".join(index) + "\n")
+    # bytes, not text: the same bytes on every platform (no locale encoding, no "\r\n")
+    (out / "manifest.json").write_bytes(_manifest_text(manifest).encode("utf-8"))
+    (out / "index.txt").write_bytes(("\n".join(index) + "\n").encode("utf-8"))
     return manifest
+
+
+def _manifest_text(manifest):
+    """JSON with the header indented and one compact line per case (a case's entry is ~1.3 KB
+    this way, twice that indented)."""
+    head = json.dumps({k: v for k, v in manifest.items() if k != "cases"}, indent=1,
+                      ensure_ascii=False)
+    lines = [json.dumps(e, separators=(",", ":"), ensure_ascii=False)
+             for e in manifest["cases"]]
+    return (head[:-2] + ',\n "cases": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n")
 
 
 def read(directory, name=None):
@@ -148,7 +159,7 @@ def read(directory, name=None):
         Per case its manifest entry with ``"data"``: array name -> ndarray.
     """
     directory = pathlib.Path(directory)
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_bytes().decode("utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{directory / 'manifest.json'} has format_version "
                          f"{manifest.get('format_version')!r}; this fastopt reads "
@@ -203,8 +214,9 @@ def _check(parser, args):
         parser.error("--all writes every rule: give --rule or --all, not both")
 
 
-def run(args, out=sys.stdout):
+def run(args, out=None):
     """Build the selected cases and write them; print a summary."""
+    out = sys.stdout if out is None else out
     rules = _cases.RULES if args.all else args.rule
     dtypes = args.dtype or ["float32", "float64"]
     selected = [c for r in rules for d in dtypes
