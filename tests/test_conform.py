@@ -435,3 +435,11 @@ def test_cli_bad_targets_are_usage_errors(capsys):
             main(argv)
         assert exc.value.code == 2
     assert "error: argument target" in capsys.readouterr().err
+
+
+def test_docstring_examples():
+    import doctest
+    from fastopt.testing import _conform_cli
+    for module in (_conform, _conform_cli):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0

@@ -149,4 +149,4 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
         f"({_hex_bits(d)}), {int(dist[index])} ULP apart; "
         f"largest distance {int(dist[bad].max())} ULP")
 
-from ._conform import ConformanceReport, check_update, from_fastopt, from_optax, from_torch; __all__ += ["check_update", "ConformanceReport", "from_torch", "from_optax", "from_fastopt"]  # noqa: E402,E702
+from ._conform import *; from ._conform import __all__ as _c; __all__ += _c  # noqa

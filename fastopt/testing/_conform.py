@@ -52,8 +52,9 @@ import numpy as np
 from . import ulp_distance
 from .. import _validation as _v
 
+# What fastopt.testing re-exports.
 __all__ = ["check_update", "ConformanceReport", "CaseResult", "Divergence", "from_torch",
-           "from_optax", "from_fastopt", "RULES", "EDGE_CLASSES"]
+           "from_optax", "from_fastopt"]
 
 RULES = ("SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad")
 EDGE_CLASSES = ("pos_zero", "neg_zero", "subnormal", "max_finite", "overflow", "inf_grad",
