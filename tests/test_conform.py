@@ -406,6 +406,8 @@ def test_cli_conform_torch_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "Adam()" in out and "SGD(momentum=0.9, dampening=0.9)" in out
     assert "max ULP" in out and "first divergence" in out
+    assert main(["conform", "torch", "--only", "Adam", "--dtype", "float64", "--fused"]) == 0
+    assert "Adam(fused=True)" in capsys.readouterr().out
 
 
 def test_cli_conform_module_function_and_plot(tmp_path, capsys, monkeypatch):

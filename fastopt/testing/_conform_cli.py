@@ -83,6 +83,9 @@ def add_parser(sub):
     p.add_argument("--max-ulp", type=_max_ulp, metavar="N",
                    help="exit with status 1 unless every case is within N ULP (0: the same "
                         "bits) with edge values behaving alike")
+    p.add_argument("--fused", action="store_true",
+                   help="torch: the fused implementation (fused=True) where the class has one "
+                        "(Adam, AdamW, SGD, Adagrad), instead of the default for-loop")
     p.add_argument("--verbose", action="store_true",
                    help="also every case's table per step and array")
     p.add_argument("--plot", metavar="DIR",
@@ -95,9 +98,16 @@ def _functions(args):
     """(fn, rule) pairs for the target."""
     rules = args.only or list(_conform.RULES)
     if args.target == "torch":
+        import inspect
+
         import torch
-        return [(_conform.from_torch(getattr(torch.optim, TORCH_CLASSES[r]), rule=r), r)
-                for r in rules]
+        out = []
+        for r in rules:
+            cls = getattr(torch.optim, TORCH_CLASSES[r])
+            fused = args.fused and "fused" in inspect.signature(cls).parameters
+            out.append((_conform.from_torch(cls, rule=r, **({"fused": True} if fused else {})),
+                        r))
+        return out
     if args.target == "fastopt":
         return [(_conform.from_fastopt(r), r) for r in rules]
     rule = args.rule or getattr(args.target, "rule", None)
