@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import reference
 from fastopt.testing import _conform, check_update, from_fastopt, from_optax, from_torch
 from fastopt.testing._cases import trajectory
 

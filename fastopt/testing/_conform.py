@@ -458,7 +458,8 @@ class ConformanceReport:
             edge_bad = sorted({c for r in rs for c, e in r.edges.items() if not e.matches})
             edge_cases = [r for r in rs if r.edges]
             rows.append(dict(
-                rule=self.rule, call=(self._describe(rs[0].case.hyper) if self._describe else label),
+                rule=self.rule,
+                call=self._describe(rs[0].case.hyper) if self._describe else label,
                 options=label, dtype=dtype, cases=len(rs),
                 steps=sum(r.steps_taken for r in rs),
                 arrays=", ".join(dict.fromkeys(n for r in rs for n in r.arrays)),
@@ -514,8 +515,9 @@ class ConformanceReport:
 
 def format_rows(rows):
     """:meth:`ConformanceReport.rows` (of one report or several) as a fixed-width table."""
-    cols = [("rule", "<"), ("call", "<"), ("dtype", "<"), ("cases", ">"), ("max ULP", ">"), ("p99 ULP", ">"),
-            ("identical", ">"), ("±0", ">"), ("first divergence", "<"), ("edge values", "<")]
+    cols = [("rule", "<"), ("call", "<"), ("dtype", "<"), ("cases", ">"), ("max ULP", ">"),
+            ("p99 ULP", ">"), ("identical", ">"), ("±0", ">"), ("first divergence", "<"),
+            ("edge values", "<")]
     body = []
     for row in rows:
         d = row["first"]
@@ -523,9 +525,9 @@ def format_rows(rows):
             f"step {d.step} (t={d.t}) index {d.index} {'/'.join(d.arrays)}")
         if row["errors"]:
             first = f"{row['errors']} raised; " + first
-        body.append([row["rule"], row["call"], row["dtype"], str(row["cases"]), format_ulp(row["max_ulp"]),
-                     format_ulp(row["p99_ulp"]), f"{row['identical']:.1%}",
-                     str(row["zero_sign"]), first, row["edges"]])
+        body.append([row["rule"], row["call"], row["dtype"], str(row["cases"]),
+                     format_ulp(row["max_ulp"]), format_ulp(row["p99_ulp"]),
+                     f"{row['identical']:.1%}", str(row["zero_sign"]), first, row["edges"]])
     widths = [max([len(c[0])] + [len(b[i]) for b in body]) for i, c in enumerate(cols)]
 
     def line(cells):

@@ -8,6 +8,7 @@ from the command line.
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -118,9 +119,7 @@ def run(args, out=None):
     """Run ``conform`` with parsed ``args``; return the exit status."""
     out = sys.stdout if out is None else out
     if args.target == "torch":
-        try:
-            import torch
-        except ImportError:
+        if importlib.util.find_spec("torch") is None:
             print("python -m fastopt conform torch: torch is not installed "
                   "(pip install torch)", file=sys.stderr)
             return 2
@@ -150,13 +149,14 @@ def run(args, out=None):
 
 
 def _print(reports, args, out):
+    how = ("each step from the reference" if args.forced
+           else "each optimizer running on its own results")
     if args.target == "torch":
         import torch
         print(f"torch {torch.__version__} against fastopt.reference (the textbook formulas "
               f"of docs/contract.md §2 and §7), {'full' if args.full else 'quick'} "
               f"catalogue; ULP distances over every step and array (param and state), "
-              f"{'each step from the reference' if args.forced else 'each optimizer running on its own results'}.",
-              file=out)
+              f"{how}.", file=out)
     else:
         print(f"{reports[0].name if len(reports) == 1 else args.target} against "
               f"fastopt.reference, {'full' if args.full else 'quick'} catalogue", file=out)
