@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import fastopt
-import fastopt.reference
 from fastopt import __main__ as cli
 from fastopt.testing import Case, assert_ulp_equal, cases, trajectory
 from fastopt.testing import _cases, _vectors

@@ -266,7 +266,7 @@ class _Source:
         return np.argsort(self.raw(n), kind="stable").astype(np.int64)
 
 
-def _initial_state(rule, name, n, dtype, hyper, src, late):
+def _initial_state(name, n, dtype, hyper, src, late):
     """The state before the first step: the optimizer's own initial values for a run from the
     start; for a late window, plausible values of the right signs."""
     if not late:
@@ -433,7 +433,7 @@ def trajectory(rule, dtype, size=17, steps=10, *, start_step=1, seed=0, offset=0
     param = aligned_empty(size, dtype, offset)
     param[...] = src.values(size, -6, 1).astype(dtype)
     grads = src.values((steps, size), -12, 2).astype(dtype)
-    state = {name: _initial_state(rule, name, size, dtype, full_hyper, src, late)
+    state = {name: _initial_state(name, size, dtype, full_hyper, src, late)
              for name in probe.state_names}
     if "v_max" in state and late:
         state["v_max"] = np.maximum(state["v_max"], state["v"])
