@@ -440,7 +440,7 @@ def test_cli_bad_targets_are_usage_errors(capsys):
 
 def test_docstring_examples():
     import doctest
-    from fastopt.testing import _conform_cli
-    for module in (_conform, _conform_cli):
+    from fastopt.testing import _conform_adapters, _conform_cli
+    for module in (_conform, _conform_adapters, _conform_cli):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
