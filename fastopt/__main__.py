@@ -6,12 +6,15 @@
     python -m fastopt bench                 # optimizer steps: fastopt, reference, torch fused
     python -m fastopt train --compare       # an MLP end to end: fastopt vs the course's loop
     python -m fastopt surfaces --plot fig/  # saddles, plateaus, local minima; GOE minima
+    python -m fastopt vectors --all --out DIR  # known-answer vectors for other implementations
+    python -m fastopt conform torch         # torch.optim against the textbook formulas, in ULP
 """
 import argparse
 import sys
 
 import fastopt
 from fastopt import _bench, _cli, _demo, _surfaces, _train
+from fastopt.testing import _conform_cli, _vectors
 
 
 def bench(args, out=sys.stdout):
@@ -64,7 +67,7 @@ def build_parser():
                              "boundaries.png (decision boundaries) to DIR; needs matplotlib: "
                              "pip install 'fastopt[plot]'")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="{bench,train,surfaces}")
+    sub = parser.add_subparsers(dest="command", metavar="{bench,train,surfaces,vectors,conform}")
     b = sub.add_parser(
         "bench", help="time optimizer steps: fastopt vs the reference vs torch fused",
         description="Time one optimizer step over one array: fastopt, the NumPy reference and "
@@ -90,6 +93,8 @@ def build_parser():
     # depends on --layers too. Checked after parsing, reported by the same parser.
     train.set_defaults(check_arguments=lambda args: _check_train_sizes(train, args))
     _surfaces.add_parser(sub)
+    _vectors.add_parser(sub)
+    _conform_cli.add_parser(sub)
     return parser
 
 
@@ -124,6 +129,10 @@ def main(argv=None):
             return _train.main(args)
         if args.command == "surfaces":
             return _surfaces.main(args)
+        if args.command == "vectors":
+            return _vectors.run(args)
+        if args.command == "conform":
+            return _conform_cli.run(args)
         return demo(args)
     except MemoryError as exc:
         # The arguments fit this machine's memory (checked above), but other processes may

@@ -1014,3 +1014,24 @@ def held(lock, error):
         yield
     finally:
         lock.release()
+
+
+# --- conformance report (fastopt.testing.check_update and its adapters) -----------------------
+
+def check_conform_rule(rule, rules):
+    """The fastopt rule an update function is checked against, in its canonical spelling."""
+    if rule is None:
+        raise TypeError(f"rule is missing: say which of fastopt's rules the function computes "
+                        f"({', '.join(rules)}), e.g. check_update(fn, 'Adam')")
+    for r in rules:
+        if isinstance(rule, str) and rule.lower() == r.lower():
+            return r
+    raise ValueError(f"rule must be one of {', '.join(rules)} (any letter case), got {rule!r}")
+
+
+def check_torch_momentum_form(momentum, dampening):
+    """torch's SGD computes the course's Momentum only with ``dampening == momentum``."""
+    if momentum != dampening:
+        raise ValueError(f"torch.optim.SGD(momentum={momentum!r}, dampening={dampening!r}) is "
+                         f"the course's Momentum only with dampening equal to momentum; give "
+                         f"momentum alone, or compare with rule='SGD'")

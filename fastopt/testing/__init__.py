@@ -23,6 +23,7 @@ import numpy as np
 from .. import _validation as _v
 
 __all__ = ["ulp_distance", "assert_ulp_equal"]
+from ._cases import Case, cases, trajectory; __all__ += ["Case", "cases", "trajectory"]  # noqa
 
 _U64_MAX = 2 ** 64 - 1
 
@@ -147,3 +148,5 @@ def assert_ulp_equal(actual, desired, max_ulp=0, err_msg=""):
         f"first at index {index}: actual {a!s} ({_hex_bits(a)}), desired {d!s} "
         f"({_hex_bits(d)}), {int(dist[index])} ULP apart; "
         f"largest distance {int(dist[bad].max())} ULP")
+
+from ._conform import *; from ._conform import __all__ as _c; __all__ += _c  # noqa
