@@ -35,9 +35,10 @@ from . import _buffers
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _DTYPE_ORDER = (_F32, _F64)
 
-# The storages of every fastopt.torch parameter buffer alive, by data pointer: parameters that
-# share one of them were packed by a fastopt.torch optimizer (an earlier one over the same model),
-# so they may be packed again; any other shared storage is refused (tied views).
+# The parameter buffers of fastopt.torch alive, by data pointer (weakly, by the ndarray that each
+# buffer's storage holds, so an entry lives exactly as long as a view of that buffer): parameters
+# that share one of them were packed by a fastopt.torch optimizer (an earlier one over the same
+# model), so they may be packed again; any other shared storage is refused (tied views).
 _OUR_STORAGES = weakref.WeakValueDictionary()
 
 
@@ -337,7 +338,7 @@ class PackedOptimizer(torch.optim.Optimizer):
                 if was is not None and p.grad is was.grad:
                     p.grad = s.grad
         for buf in bufs.values():
-            _OUR_STORAGES[buf.param_t.untyped_storage().data_ptr()] = buf.param_t
+            _OUR_STORAGES[buf.param_t.untyped_storage().data_ptr()] = buf.param_np
         self._bufs, self._slots = bufs, slots
         self._steps_np, self._steps_t = steps_np, steps_t
         # Segments: (group index, dtype, first slot position, end position) in packed order.
@@ -496,14 +497,14 @@ class PackedOptimizer(torch.optim.Optimizer):
             if g is None:
                 continue
             stepped[s.k] = True
+            if s.numel and p.data_ptr() != s.ptr:
+                self._check_replaced(s)
+                param_copies.append(s)
             if g is not s.grad:
                 if ours is None:
                     ours = self._our_storages()
                 self._check_grad(s, g, ours)
                 grad_copies.append((s, g))
-            if s.numel and p.data_ptr() != s.ptr:
-                self._check_replaced(s)
-                param_copies.append(s)
             names = names_of[s.group]
             st = state_get(p)
             # No state yet (or, for SGD, no momentum buffer yet: torch's first step): it starts
@@ -599,9 +600,6 @@ class PackedOptimizer(torch.optim.Optimizer):
         return s.k in fresh_ids if names else True
 
     def _check_replaced(self, s):
-        data = s.param.data
-        if data.dtype != s.param.dtype or tuple(data.shape) != s.shape:
-            pass  # a Parameter's dtype and shape follow its data: compared below
         if s.param.dtype != _buffers.TORCH_DTYPES[s.dtype]:
             _v.torch_bad_tensor("parameter", s.name, f"became {s.param.dtype} after the "
                                 f"optimizer was built (it packed it as {s.dtype}): build the "

@@ -8,6 +8,9 @@ measurement can switch all of them at once by setting :data:`ALLOCATOR`:
   more, which cuts the TLB misses of a pass over a large buffer; torch's CPU allocator does not.
 - ``"torch"``: ``torch.zeros``, viewed by NumPy with ``Tensor.numpy()``.
 
+The tensor returned is always ``torch.from_numpy`` of the ndarray returned, so the ndarray lives
+as long as any view of the buffer does (fastopt.torch recognises its buffers by it).
+
 Either way the buffer starts on a 64-byte boundary (a cache line; torch's own allocator gives
 the same), and NumPy and torch see the same memory: the kernels write through the NumPy array,
 torch reads the tensor.
@@ -39,8 +42,8 @@ def allocate(numel, dtype):
     """
     dtype = np.dtype(dtype)
     if ALLOCATOR == "torch":
-        tensor = torch.zeros(numel, dtype=TORCH_DTYPES[dtype])
-        return tensor.numpy(), tensor
+        array = torch.zeros(numel, dtype=TORCH_DTYPES[dtype]).numpy()  # holds the tensor
+        return array, torch.from_numpy(array)
     if ALLOCATOR != "numpy":
         raise ValueError(f"fastopt.torch._buffers.ALLOCATOR must be 'numpy' or 'torch', got "
                          f"{ALLOCATOR!r}")
