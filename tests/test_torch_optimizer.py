@@ -594,3 +594,30 @@ def test_step_bumps_the_version_counter_as_torch_does():
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+def test_shallow_copy_is_refused():
+    opt = fo.SGD(make_model().parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="copy.deepcopy"):
+        copy.copy(opt)
+
+
+def test_autocast_and_grad_scaler_on_the_cpu():
+    model = make_model()
+    params0 = [p.detach().numpy().copy() for p in model.parameters()]
+    opt = fo.AdamW(model.parameters(), lr=0.01)
+    reference = ref.AdamW(params0, lr=0.01)
+    scaler = torch.amp.GradScaler("cpu")
+    for i in range(3):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_of(model, i).float()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # in place, on the packed gradient views
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        scaler.step(opt)
+        scaler.update()
+        reference.step(grads)
+    for p, want in zip(model.parameters(), reference.params):
+        np.testing.assert_array_equal(p.detach().numpy(), want)

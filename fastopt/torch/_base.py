@@ -747,6 +747,12 @@ class PackedOptimizer(torch.optim.Optimizer):
             self._hyper_cache = {}
             self._adopt_loaded()
 
+    def __copy__(self):
+        raise TypeError(f"copy.copy of a fastopt.torch.{type(self).__name__} is refused: a "
+                        f"shallow copy would pack the same parameters into buffers of its "
+                        f"own, and the two optimizers would move them back and forth. Use "
+                        f"copy.deepcopy (or pickle) for an independent optimizer")
+
     def __getstate__(self):
         state = super().__getstate__()
         state["_max_grad_norm"] = self._max_grad_norm
