@@ -104,8 +104,8 @@ class PackedOptimizer(torch.optim.Optimizer):
     default) keeps torch's meaning: the gradients become None, parameters that then get no
     gradient are skipped, and those that do are copied in at the next step.
 
-    Parameters
-    ----------
+    Packed parameters
+    -----------------
     The parameters become views: when the optimizer is built (and again on
     :meth:`add_param_group`), each parameter's values are copied into its slot and ``p.data``
     becomes a view of it (C-contiguous: a channels_last parameter becomes contiguous). A
@@ -118,7 +118,6 @@ class PackedOptimizer(torch.optim.Optimizer):
     same Parameter twice in a group, or in two groups), gradients of another dtype or shape.
     """
 
-    _state_order = ()        # torch's state names, in torch's order
     _uses_step = True        # torch keeps state["step"] (SGD does not)
     _hyper_keys = ()         # the group keys a step reads, besides lr
 
