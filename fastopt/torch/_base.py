@@ -204,7 +204,7 @@ class PackedOptimizer(torch.optim.Optimizer):
                                 f"some parameters appear in more than one parameter group: "
                                 f"param_groups[{gi}]['params'][{seen[id(q)]}] is already "
                                 f"{self._param_name(other_index, j)}")
-                param_group = dict(param_group, params=items)
+                param_group["params"] = items  # a generator is read once
         super().add_param_group(param_group)
         group_index = len(self.param_groups) - 1
         try:
