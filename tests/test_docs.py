@@ -15,7 +15,8 @@ except ImportError:
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULES = ["fastopt", "fastopt.reference", "fastopt.lab", "fastopt.reference.lab",
-           "fastopt.testing", "fastopt.schedules", "fastopt._smoothing", "fastopt._lab",
+           "fastopt.testing", "fastopt.testing._ulp", "fastopt.testing._cases",
+           "fastopt.testing._conform", "fastopt.testing._conform_adapters", "fastopt.schedules", "fastopt._smoothing", "fastopt._lab",
            "fastopt._experiment", "fastopt._scalars",
            "fastopt._minibatch", "fastopt._optim", "fastopt._packing", "fastopt._threads",
            "fastopt._clip", "fastopt._checkpoint",

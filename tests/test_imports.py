@@ -138,7 +138,10 @@ def _check():
     seen = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path:
+        # fastopt's modules and what python -m runs (torch registers submodules of its one
+        # extension module under several names: not a body run twice).
+        ours = name == "__main__" or name == "fastopt" or name.startswith("fastopt.")
+        if path and ours:
             seen.setdefault(os.path.realpath(path), {})[id(module)] = name
     twice = {p: sorted(ids.values()) for p, ids in seen.items() if len(ids) > 1}
     if twice:

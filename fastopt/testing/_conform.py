@@ -49,12 +49,10 @@ import math
 
 import numpy as np
 
-from . import ulp_distance
+from ._ulp import ulp_distance
 from .. import _validation as _v
 
-# What fastopt.testing re-exports.
-__all__ = ["check_update", "ConformanceReport", "CaseResult", "Divergence", "from_torch",
-           "from_optax", "from_fastopt"]
+__all__ = ["check_update", "ConformanceReport", "CaseResult", "Divergence"]
 
 RULES = ("SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad")
 EDGE_CLASSES = ("pos_zero", "neg_zero", "subnormal", "max_finite", "overflow", "inf_grad",
@@ -714,8 +712,3 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
         why = _not_run_reason(case, accepted, fixed, defaults, label)
         results.append(CaseResult(case, why) if why else _run_case(fn, case, accepted, forced))
     return ConformanceReport(label, rule, results, getattr(fn, "describe", None))
-
-
-# The adapters (torch.optim, optax, fastopt's own objects), in their own module; imported last
-# because they use the helpers above.
-from ._conform_adapters import from_fastopt, from_optax, from_torch  # noqa: E402

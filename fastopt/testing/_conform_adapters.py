@@ -48,8 +48,9 @@ def from_fastopt(rule, impl=None):
     ...              cases=[trajectory("Adam", np.float32, edges=True)]).bit_identical
     True
     """
-    import fastopt
-    impl = fastopt if impl is None else impl
+    from .. import _optim  # fastopt's compiled objects (fastopt.Adam is _optim.Adam)
+    label = "fastopt" if impl is None else impl.__name__
+    impl = _optim if impl is None else impl
     rule = _v.check_conform_rule(rule, RULES)
     cls = getattr(impl, rule)
 
@@ -60,14 +61,14 @@ def from_fastopt(rule, impl=None):
             opt.state(s)[0][...] = state[s]
         try:
             opt.step([grad])
-        except fastopt.NonFiniteGradientError:
+        except _optim.NonFiniteGradientError:
             if hyper.get("nonfinite") != "raise":
                 raise
         for s in opt.state_names:
             state[s][...] = opt.state(s)[0]
 
     update.rule, update.fixed_hyper = rule, {}
-    update.__name__ = update.__qualname__ = f"{impl.__name__}.{rule}"
+    update.__name__ = update.__qualname__ = f"{label}.{rule}"
     return update
 
 

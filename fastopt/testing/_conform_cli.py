@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from .. import _cli
-from . import _conform
+from . import _conform, _conform_adapters
 
 # fastopt rule -> (torch.optim class name, the rule= given to from_torch).
 TORCH_CLASSES = {"SGD": "SGD", "Momentum": "SGD", "RMSProp": "RMSprop", "Adam": "Adam",
@@ -106,11 +106,11 @@ def _functions(args):
         for r in rules:
             cls = getattr(torch.optim, TORCH_CLASSES[r])
             fused = args.fused and "fused" in inspect.signature(cls).parameters
-            out.append((_conform.from_torch(cls, rule=r, **({"fused": True} if fused else {})),
+            out.append((_conform_adapters.from_torch(cls, rule=r, **({"fused": True} if fused else {})),
                         r))
         return out
     if args.target == "fastopt":
-        return [(_conform.from_fastopt(r), r) for r in rules]
+        return [(_conform_adapters.from_fastopt(r), r) for r in rules]
     rule = args.rule or getattr(args.target, "rule", None)
     return [(args.target, rule)]
 
