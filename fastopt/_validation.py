@@ -1014,3 +1014,152 @@ def held(lock, error):
         yield
     finally:
         lock.release()
+
+
+# --- fastopt.torch: torch.optim's words, fastopt's ranges --------------------------------------
+# fastopt.torch's constructors refuse what torch.optim's refuse with torch's own words ("Invalid
+# learning rate: -1"), so that code matching those messages keeps working; where fastopt is
+# stricter than torch (a finite lr, eps > 0, RMSprop's alpha < 1: the checks of the optimizer
+# objects above), the message adds why. ``where`` names the parameter group ("param_groups[1]")
+# when the value comes from a group added, loaded or changed after construction. No torch import
+# here: the callers in fastopt/torch/ turn tensors into numbers and names first.
+
+def _torch_where(where):
+    return f" (in {where})" if where else ""
+
+
+def _torch_number(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}"
+                        f"{_torch_where(where)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be within the range of a float (|x| < 1.8e308), got "
+                         f"{_abbreviated(value)}{_torch_where(where)}") from None
+
+
+def torch_lr(lr, where=""):
+    """``lr`` as a Python float: torch's "Invalid learning rate" for a negative or NaN value,
+    and fastopt's own refusal of inf (the kernels would spread it silently)."""
+    value = _torch_number(lr, "lr", where)
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid learning rate: {lr}{_torch_where(where)}")
+    if value == math.inf:
+        raise ValueError(f"Invalid learning rate: {lr}{_torch_where(where)}: fastopt needs a "
+                         f"finite lr >= 0")
+    return value
+
+
+def torch_nonnegative(value, name, where=""):
+    """A finite value >= 0 (``weight_decay``, ``momentum``, ``dampening``, ``lr_decay``,
+    ``initial_accumulator_value``): torch's "Invalid <name> value: ..."."""
+    number = _torch_number(value, name, where)
+    if not 0.0 <= number:
+        raise ValueError(f"Invalid {name} value: {value}{_torch_where(where)}")
+    if number == math.inf:
+        raise ValueError(f"Invalid {name} value: {value}{_torch_where(where)}: fastopt needs "
+                         f"a finite {name} >= 0")
+    return number
+
+
+def torch_eps(eps, where=""):
+    """``eps`` finite and > 0 (torch accepts 0; fastopt's objects do not)."""
+    number = _torch_number(eps, "eps", where)
+    if not 0.0 <= number:
+        raise ValueError(f"Invalid epsilon value: {eps}{_torch_where(where)}")
+    if not 0.0 < number < math.inf:
+        raise ValueError(f"Invalid epsilon value: {eps}{_torch_where(where)}: fastopt needs a "
+                         f"finite eps > 0 (torch accepts 0; fastopt's optimizers do not)")
+    return number
+
+
+def torch_betas(betas, where=""):
+    """Adam's ``betas``, a pair of numbers in [0, 1): torch's "Invalid beta parameter at index
+    i"."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {_describe(betas)} "
+                        f"{betas!r}{_torch_where(where)}")
+    out = []
+    for index, beta in enumerate(betas):
+        number = _torch_number(beta, f"betas[{index}]", where)
+        if not 0.0 <= number < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}"
+                             f"{_torch_where(where)}")
+        out.append(number)
+    return tuple(out)
+
+
+def torch_alpha(alpha, where=""):
+    """RMSprop's ``alpha`` (fastopt's ``beta``) in [0, 1): torch accepts alpha >= 1."""
+    number = _torch_number(alpha, "alpha", where)
+    if not 0.0 <= number:
+        raise ValueError(f"Invalid alpha value: {alpha}{_torch_where(where)}")
+    if not number < 1.0:
+        raise ValueError(f"Invalid alpha value: {alpha}{_torch_where(where)}: fastopt needs "
+                         f"0 <= alpha < 1 (the smoothing constant of the squared average)")
+    return number
+
+
+def torch_flag(value, name, where=""):
+    """A bool option (``amsgrad``, ``maximize``, ``nesterov``, ``centered``, ...)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}"
+                        f"{_torch_where(where)}")
+    return bool(value)
+
+
+def torch_nesterov(momentum, dampening, nesterov, where=""):
+    """torch's SGD rule, in torch's words."""
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"Nesterov momentum requires a momentum and zero dampening"
+                         f"{_torch_where(where)}")
+
+
+TORCH_MODES = {
+    # option: (accepted values, why the others are refused)
+    "foreach": ((None, False, True), "fastopt steps each parameter group in one fused kernel "
+                                     "call whatever foreach says"),
+    "fused": ((None, False, True), "fastopt's step is always one fused kernel call"),
+    "capturable": ((False,), "capturable=True is for CUDA graph capture; fastopt.torch steps CPU "
+                             "tensors only"),
+    "differentiable": ((False,), "fastopt's kernels write the parameters in place outside "
+                                 "autograd, so the step cannot be differentiated"),
+}
+
+
+def torch_mode(name, value, where=""):
+    """``foreach``/``fused``/``capturable``/``differentiable``: the values that mean "CPU, not
+    differentiable" are accepted (and stored, so that state dicts go back to torch), the others
+    refused with why."""
+    accepted, why = TORCH_MODES[name]
+    if not any(value is a for a in accepted):
+        raise ValueError(f"{name}={value!r} is not supported by fastopt.torch: {why}; use "
+                         f"{' or '.join(repr(a) for a in accepted)}{_torch_where(where)}")
+    return value
+
+
+def torch_fused_and_foreach(fused, foreach, where=""):
+    if fused and foreach:
+        raise RuntimeError(f"`fused` and `foreach` cannot be `True` together."
+                           f"{_torch_where(where)}")
+
+
+def torch_max_grad_norm(value):
+    """fastopt.torch's ``max_grad_norm=``: None or a finite value > 0."""
+    if value is None:
+        return None
+    return check_positive(value, "max_grad_norm")
+
+
+def torch_bad_tensor(what, name, why, error=ValueError):
+    """A parameter, gradient or state tensor that fastopt.torch cannot step: ``what`` is
+    "parameter", "gradient of" ..., ``name`` says which (group and index, or its name)."""
+    raise error(f"{what} {name} {why}")
+
+
+def torch_half_refused(what, name, dtype):
+    raise TypeError(f"{what} {name} is {dtype}: fastopt.torch steps float32 and float64 "
+                    f"parameters only; 16-bit parameters are refused until fastopt has mixed "
+                    f"precision (float32 master weights, docs/contract.md §11). Keep the "
+                    f"parameters float32 (torch.autocast computes in 16 bits on float32 weights)")

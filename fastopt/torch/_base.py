@@ -1,0 +1,749 @@
+"""The machinery shared by fastopt.torch's optimizers: packing, the gradient policy, state in
+torch's format, and a step that is one fastopt kernel call per (parameter group, dtype).
+
+Layout. The parameters of each dtype live in one buffer (:func:`fastopt.torch._buffers.allocate`),
+ordered by parameter group and, within a group, in the group's order; each parameter's slot starts
+on a 64-byte boundary (the few padding items between slots are zeros that every rule maps to
+zeros, so a kernel call spans them). ``p.data`` is a view of its slot. The gradients have a buffer
+of the same layout (``p.grad`` is a view of its slot once the optimizer has bound it), and so has
+each state (``exp_avg``, ...); ``self.state[p]`` holds views of those slots plus ``step``, a 0-d
+float32 view of one buffer of step counts (torch keeps ``step`` as a float32 scalar tensor).
+
+A step, in three phases, so that a refusal leaves everything as it was:
+
+1. check, writing nothing: every group's hyperparameters (``group["lr"]`` read at each step, a
+   tensor lr included), every parameter that has a gradient (a replaced ``p.data``, a gradient
+   that is not our view, state entries that are not our views);
+2. bind: copy a gradient that is not our view into its slot (one ``torch._foreach_copy_``) and
+   rebind ``p.grad`` to the slot; likewise state entries and replaced parameters;
+3. step: per (group, dtype), one kernel call over each run of consecutive parameters that have a
+   gradient and the same step count (the common case: one call for the whole group), with the
+   scalars computed exactly as ``fastopt.reference``'s objects compute them.
+"""
+import math
+import weakref
+
+import numpy as np
+import torch
+
+from .. import _ops
+from .. import _validation as _v
+from .._clip import global_norm
+from .._scalars import clip_coefficient
+from . import _buffers
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_DTYPE_ORDER = (_F32, _F64)
+
+# The parameter buffers of fastopt.torch alive, by data pointer (weakly, by the ndarray that each
+# buffer's storage holds, so an entry lives exactly as long as a view of that buffer): parameters
+# that share one of them were packed by a fastopt.torch optimizer (an earlier one over the same
+# model), so they may be packed again; any other shared storage is refused (tied views).
+_OUR_STORAGES = weakref.WeakValueDictionary()
+
+
+class _Slot:
+    """One parameter: where it lives in the buffers of its dtype, and its views."""
+
+    __slots__ = ("param", "k", "group", "index", "name", "dtype", "start", "stop", "shape",
+                 "numel", "ptr", "data", "grad", "grad_np", "views", "step")
+
+
+class _Buffers:
+    """The buffers of one dtype: parameters, gradients, and each state allocated so far."""
+
+    def __init__(self, dtype, numel):
+        self.dtype, self.numel = dtype, numel
+        self.param_np, self.param_t = _buffers.allocate(numel, dtype)
+        self.grad_np, self.grad_t = _buffers.allocate(numel, dtype)
+        self.state_np, self.state_t = {}, {}
+
+    def add_state(self, name):
+        self.state_np[name], self.state_t[name] = _buffers.allocate(self.numel, self.dtype)
+
+
+def _aligned(n, dtype):
+    per_line = _buffers.ALIGN_BYTES // dtype.itemsize
+    return -(-n // per_line) * per_line
+
+
+def _tensor_extent(t):
+    """[start, end) bytes a tensor's elements span in memory."""
+    if t.numel() == 0:
+        return None
+    start = t.data_ptr()
+    span = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()) if size > 0)
+    if any(s < 0 for s in t.stride()):
+        return None  # torch has no negative strides; defensive
+    return start, start + (span + 1) * t.element_size()
+
+
+class PackedOptimizer(torch.optim.Optimizer):
+    """Base class of :class:`Adam`, :class:`AdamW`, :class:`SGD`, :class:`RMSprop` and
+    :class:`Adagrad`: a ``torch.optim.Optimizer`` whose parameters, gradients and state are
+    packed, and whose step is fastopt's kernels.
+
+    Gradient policy
+    ---------------
+    At each :meth:`step`, for every parameter:
+
+    - ``p.grad is None``: the parameter is skipped, as torch skips it (its step count does not
+      advance; its slot is never stepped with stale values).
+    - ``p.grad`` is the optimizer's view of its slot (bound at an earlier step): nothing to do;
+      autograd has accumulated into the buffer.
+    - anything else (the fresh tensor autograd allocates after ``zero_grad()`` set the gradients
+      to None, or a tensor you assigned): it is checked (dense, CPU, the parameter's dtype and
+      shape; any strides, channels_last included), copied into the slot (one
+      ``torch._foreach_copy_`` for all of them: one read and one write of each such gradient),
+      and ``p.grad`` is rebound to the slot, so that later backward passes accumulate into the
+      buffer. Your tensor itself is never written.
+
+    ``zero_grad(set_to_none=False)`` zeroes the whole gradient buffer in one call and keeps the
+    views: the fastest loop, with no copy. ``zero_grad()`` (``set_to_none=True``, torch's
+    default) keeps torch's meaning: the gradients become None, parameters that then get no
+    gradient are skipped, and those that do are copied in at the next step.
+
+    Parameters
+    ----------
+    The parameters become views: when the optimizer is built (and again on
+    :meth:`add_param_group`), each parameter's values are copied into its slot and ``p.data``
+    becomes a view of it (C-contiguous: a channels_last parameter becomes contiguous). A
+    parameter whose ``p.data`` you later replace by a tensor of the same dtype and shape is
+    copied back into its slot at the next step; another dtype or shape is refused. Refused with
+    a ``TypeError``/``ValueError`` naming the parameter (its name with ``named_parameters()``,
+    else ``param_groups[g]['params'][i]``), before anything is written: non-CPU (CUDA, meta)
+    parameters or gradients, sparse ones, complex ones, float16/bfloat16 ones (until mixed
+    precision exists), other dtypes, parameters sharing storage with each other (tied views; the
+    same Parameter twice in a group, or in two groups), gradients of another dtype or shape.
+    """
+
+    _state_order = ()        # torch's state names, in torch's order
+    _uses_step = True        # torch keeps state["step"] (SGD does not)
+    _hyper_keys = ()         # the group keys a step reads, besides lr
+
+    def __init__(self, params, defaults, max_grad_norm=None):
+        self._max_grad_norm = _v.torch_max_grad_norm(max_grad_norm)
+        self.last_grad_norm = None
+        self._ready = False
+        self._slots = []
+        super().__init__(params, defaults)
+        self._pack()
+        self._ready = True
+        self._after_pack(self._slots)
+
+    # -- what each rule defines ----------------------------------------------------------------
+
+    def _hyper(self, group, where):
+        """The group's hyperparameters (lr excepted), validated, as the kernel takes them."""
+        raise NotImplementedError
+
+    def _state_names(self, h):
+        """The state entries (besides step) a parameter of a group with hyperparameters ``h``
+        keeps, in torch's order."""
+        raise NotImplementedError
+
+    def _initial(self, name, h):
+        return 0.0
+
+    def _kernel(self, buf, lo, hi, lr, h, t, first, scale):
+        raise NotImplementedError
+
+    def _after_pack(self, new_slots):
+        """Called with the slots of parameters just added (Adagrad initialises their state)."""
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def max_grad_norm(self):
+        """Clip the gradients' global L2 norm to this value inside :meth:`step` (fastopt's
+        deterministic sum, docs/contract.md §8), or None. The scaling is fused into the update:
+        the parameters and state get the bits of ``fastopt.clip_grad_norm`` followed by the
+        step, and the gradient buffer is not written. ``last_grad_norm`` holds the norm."""
+        return self._max_grad_norm
+
+    @max_grad_norm.setter
+    def max_grad_norm(self, value):
+        self._max_grad_norm = _v.torch_max_grad_norm(value)
+
+    # -- naming --------------------------------------------------------------------------------
+
+    def _param_name(self, group_index, index, group=None):
+        group = self.param_groups[group_index] if group is None else group
+        where = f"param_groups[{group_index}]['params'][{index}]"
+        names = group.get("param_names")
+        if names is not None and index < len(names):
+            return f"{names[index]!r} ({where})"
+        return where
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def add_param_group(self, param_group):
+        """torch's ``add_param_group``, with the group's hyperparameters checked and its
+        parameters packed (every buffer is re-packed: the existing parameters, gradients and
+        state move to new buffers, values unchanged). Refused before anything changes: a
+        parameter already in a group (named), or one fastopt cannot step."""
+        if isinstance(param_group, dict) and "params" in param_group:
+            params = param_group["params"]
+            items = [params] if isinstance(params, torch.Tensor) else (
+                list(params) if not isinstance(params, set) else None)
+            if items is not None:
+                tensors = [p[1] if isinstance(p, tuple) else p for p in items]
+                gi = len(self.param_groups)
+                seen = {}
+                for i, p in enumerate(tensors):
+                    if id(p) in seen:
+                        raise ValueError(
+                            f"param_groups[{gi}]['params'][{i}] is the same tensor as "
+                            f"param_groups[{gi}]['params'][{seen[id(p)]}]: a parameter may "
+                            f"appear once (it would be stepped twice)")
+                    seen[id(p)] = i
+                for other_index, other in enumerate(self.param_groups):
+                    for j, q in enumerate(other["params"]):
+                        if id(q) in seen:
+                            raise ValueError(
+                                f"some parameters appear in more than one parameter group: "
+                                f"param_groups[{gi}]['params'][{seen[id(q)]}] is already "
+                                f"{self._param_name(other_index, j)}")
+                param_group = dict(param_group, params=items)
+        super().add_param_group(param_group)
+        group_index = len(self.param_groups) - 1
+        try:
+            self._hyper(self.param_groups[-1], f"param_groups[{group_index}]")
+            self._lr_of(self.param_groups[-1], f"param_groups[{group_index}]")
+            if self._ready:
+                known = {id(s.param) for s in self._slots}
+                self._pack()
+                self._after_pack([s for s in self._slots if id(s.param) not in known])
+        except BaseException:
+            self.param_groups.pop()
+            raise
+
+    def _lr_of(self, group, where):
+        lr = group["lr"]
+        if type(lr) is float and 0.0 <= lr < math.inf:
+            return lr
+        if isinstance(lr, torch.Tensor):
+            if lr.numel() != 1:
+                raise ValueError(f"Tensor lr must be 1-element (in {where})")
+            if lr.is_complex():
+                raise TypeError(f"lr must be a real number, got a complex tensor (in {where})")
+            lr = lr.item()
+        return _v.torch_lr(lr, where)
+
+    # -- packing -------------------------------------------------------------------------------
+
+    def _check_new_param(self, p, name):
+        if p.device.type != "cpu":
+            _v.torch_bad_tensor("parameter", name, f"is on {p.device}: fastopt.torch steps CPU "
+                                f"tensors only (move the model with .cpu() before building "
+                                f"the optimizer)")
+        if p.layout != torch.strided:
+            _v.torch_bad_tensor("parameter", name, f"has layout {p.layout}: fastopt.torch "
+                                f"steps dense (strided) parameters only", TypeError)
+        if p.dtype in (torch.float16, torch.bfloat16):
+            _v.torch_half_refused("parameter", name, p.dtype)
+        if p.is_complex():
+            _v.torch_bad_tensor("parameter", name, f"is complex ({p.dtype}): fastopt.torch "
+                                f"steps real float32 and float64 parameters only; view it as "
+                                f"real pairs with torch.view_as_real", TypeError)
+        if p.dtype not in _buffers.NUMPY_DTYPES:
+            _v.torch_bad_tensor("parameter", name, f"is {p.dtype}: fastopt.torch steps float32 "
+                                f"and float64 parameters only", TypeError)
+
+    def _pack(self, allow_shared=False):
+        """(Re)build every buffer from the current parameters and state; see the module
+        docstring. Checks come first: on a refusal nothing has changed."""
+        old = {id(s.param): s for s in self._slots}
+        order = []  # (group index, index in group, param), packed order
+        for gi, group in enumerate(self.param_groups):
+            for dtype in _DTYPE_ORDER:
+                for i, p in enumerate(group["params"]):
+                    if id(p) not in old:
+                        self._check_new_param(p, self._param_name(gi, i, group))
+                    if _buffers.NUMPY_DTYPES[p.dtype] == dtype:
+                        order.append((gi, i, p))
+        # Storage shared between parameters (views of one tensor, tied storage) is refused:
+        # packing would untie it silently. Parameters already packed by fastopt.torch share its
+        # buffers without overlapping, and may be packed again.
+        by_storage = {}
+        for gi, i, p in order:
+            if id(p) in old or p.numel() == 0:
+                continue
+            key = p.untyped_storage().data_ptr()
+            by_storage.setdefault(key, []).append((gi, i, p))
+        for key, members in by_storage.items():
+            ours = allow_shared or _OUR_STORAGES.get(key) is not None
+            if len(members) > 1 and not ours:
+                (g1, i1, _), (g2, i2, _) = members[0], members[1]
+                raise ValueError(
+                    f"parameters {self._param_name(g1, i1)} and {self._param_name(g2, i2)} "
+                    f"share storage (views of one tensor, or tied weights): fastopt.torch "
+                    f"packs each parameter into its own slot, which would untie them. Pass "
+                    f"the tensor they view once, or a module whose tied weights are one "
+                    f"Parameter")
+            extents = sorted((_tensor_extent(p), gi, i) for gi, i, p in members)
+            for (a, g1, i1), (b, g2, i2) in zip(extents, extents[1:]):
+                if a[1] > b[0]:
+                    raise ValueError(
+                        f"parameters {self._param_name(g1, i1)} and {self._param_name(g2, i2)} "
+                        f"overlap in memory: a step would update the shared elements twice")
+        # Layout.
+        sizes = {}
+        slots = []
+        for k, (gi, i, p) in enumerate(order):
+            dtype = _buffers.NUMPY_DTYPES[p.dtype]
+            s = _Slot()
+            s.param, s.k, s.group, s.index = p, k, gi, i
+            s.name = self._param_name(gi, i)
+            s.dtype, s.shape, s.numel = dtype, tuple(p.shape), p.numel()
+            s.start = sizes.get(dtype, 0)
+            s.stop = s.start + s.numel
+            sizes[dtype] = _aligned(s.stop, dtype)
+            slots.append(s)
+        bufs = {dtype: _Buffers(dtype, max(n, 1)) for dtype, n in sizes.items()}
+        old_bufs = getattr(self, "_bufs", {})
+        for dtype, buf in bufs.items():
+            if dtype in old_bufs:
+                for name in old_bufs[dtype].state_np:
+                    buf.add_state(name)
+        steps_np, steps_t = _buffers.allocate(max(len(slots), 1), _F32)
+        # Views, then values (the old buffers stay alive until the old slots go).
+        for s in slots:
+            buf = bufs[s.dtype]
+            s.data = buf.param_t[s.start:s.stop].view(s.shape)
+            s.grad = buf.grad_t[s.start:s.stop].view(s.shape)
+            s.grad_np = buf.grad_np[s.start:s.stop]
+            s.views = {name: t[s.start:s.stop].view(s.shape) for name, t in buf.state_t.items()}
+            s.step = steps_t[s.k]
+        with torch.no_grad():
+            for s in slots:
+                p = s.param
+                was = old.get(id(p))
+                s.data.copy_(p.data)
+                if was is not None:
+                    if p.grad is was.grad:
+                        s.grad.copy_(was.grad)
+                    for name, view in was.views.items():
+                        s.views[name].copy_(view)
+                    steps_np[s.k] = float(was.step)
+                    state = self.state.get(p)
+                    if state:
+                        for key, value in list(state.items()):
+                            if key == "step" and value is was.step:
+                                state[key] = s.step
+                            elif value is was.views.get(key):
+                                state[key] = s.views[key]
+                p.data = s.data
+                s.ptr = p.data_ptr()
+                if was is not None and p.grad is was.grad:
+                    p.grad = s.grad
+        for buf in bufs.values():
+            _OUR_STORAGES[buf.param_t.untyped_storage().data_ptr()] = buf.param_np
+        self._bufs, self._slots = bufs, slots
+        self._steps_np, self._steps_t = steps_np, steps_t
+        # Segments: (group index, dtype, first slot position, end position) in packed order.
+        segments = []
+        for pos, s in enumerate(slots):
+            if segments and segments[-1][0] == s.group and segments[-1][1] == s.dtype:
+                segments[-1][3] = pos + 1
+            else:
+                segments.append([s.group, s.dtype, pos, pos + 1])
+        self._segments = [tuple(x) for x in segments]
+        self._group_slots = [[] for _ in self.param_groups]
+        for s in sorted(slots, key=lambda s: (s.group, s.index)):
+            self._group_slots[s.group].append(s)
+        self._param_order = [s for group in self._group_slots for s in group]
+        self._hyper_cache = {}
+
+    def _state_view(self, s, name):
+        """The slot's view of state ``name``, allocating that state's buffer on first use."""
+        view = s.views.get(name)
+        if view is None:
+            buf = self._bufs[s.dtype]
+            if name not in buf.state_np:
+                buf.add_state(name)
+                for other in self._slots:
+                    if other.dtype == s.dtype:
+                        other.views[name] = buf.state_t[name][other.start:other.stop].view(
+                            other.shape)
+            view = s.views[name]
+        return view
+
+    # -- gradients -----------------------------------------------------------------------------
+
+    def zero_grad(self, set_to_none=True):
+        """torch's ``zero_grad``. ``set_to_none=True`` (the default): every gradient becomes
+        None, as in torch (parameters that get no gradient before the next step are skipped).
+        ``set_to_none=False``: the whole gradient buffer is zeroed in one call and the
+        ``p.grad`` views stay bound (a gradient that is not the optimizer's view is zeroed in
+        place, as torch does)."""
+        if set_to_none:
+            return super().zero_grad(True)
+        with torch.no_grad():
+            for s in self._slots:
+                g = s.param.grad
+                if g is None:
+                    continue
+                if g is not s.grad:
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    else:
+                        g.requires_grad_(False)
+                    g.zero_()
+                elif g.requires_grad:
+                    g.requires_grad_(False)
+            for buf in self._bufs.values():
+                buf.grad_np.fill(0)
+        return None
+
+    def _check_grad(self, s, g, ours):
+        if not isinstance(g, torch.Tensor):
+            _v.torch_bad_tensor("the gradient of", s.name, f"is a {type(g).__name__}, not a "
+                                f"tensor", TypeError)
+        if g.layout != torch.strided:
+            _v.torch_bad_tensor("the gradient of", s.name, f"is sparse ({g.layout}): "
+                                f"fastopt.torch steps dense gradients only (for sparse "
+                                f"embeddings use torch.optim.SparseAdam, or "
+                                f"nn.Embedding(sparse=False))", TypeError)
+        if g.device.type != "cpu":
+            _v.torch_bad_tensor("the gradient of", s.name, f"is on {g.device}: fastopt.torch "
+                                f"steps CPU tensors only")
+        if g.dtype != s.param.dtype:
+            if g.dtype in (torch.float16, torch.bfloat16):
+                _v.torch_half_refused("the gradient of", s.name, g.dtype)
+            _v.torch_bad_tensor("the gradient of", s.name, f"is {g.dtype}, its parameter "
+                                f"{s.param.dtype}: they must have the same dtype", TypeError)
+        if tuple(g.shape) != s.shape:
+            _v.torch_bad_tensor("the gradient of", s.name, f"has shape {tuple(g.shape)}, its "
+                                f"parameter {s.shape}")
+        if g.numel() and g.untyped_storage().data_ptr() in ours:
+            _v.torch_bad_tensor("the gradient of", s.name, "is a view of this optimizer's own "
+                                "buffers (another parameter's gradient, a parameter or a "
+                                "state): assign a tensor of its own (.clone())")
+
+    def _our_storages(self):
+        ptrs = set()
+        for buf in self._bufs.values():
+            ptrs.add(buf.param_t.untyped_storage().data_ptr())
+            ptrs.add(buf.grad_t.untyped_storage().data_ptr())
+            for t in buf.state_t.values():
+                ptrs.add(t.untyped_storage().data_ptr())
+        return ptrs
+
+    # -- stepping ------------------------------------------------------------------------------
+
+    def _group_hyper(self, gi, group):
+        """(lr, h): the group's scalars, validated (h cached while the group's values stay)."""
+        where = f"param_groups[{gi}]"
+        lr = self._lr_of(group, where)
+        key = tuple(group.get(k) for k in self._hyper_keys)
+        cached = self._hyper_cache.get(gi)
+        if cached is not None and cached[0] == key:
+            return lr, cached[1]
+        h = self._hyper(group, where)
+        self._hyper_cache[gi] = (key, h)
+        return lr, h
+
+    def step(self, closure=None):
+        """One step of every parameter that has a gradient (see the class docstring for the
+        gradient policy).
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss (called with gradients enabled, as in
+            torch).
+
+        Returns
+        -------
+        The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            self._step()
+        return loss
+
+    def _step(self):
+        groups = self.param_groups
+        if len(groups) != len(self._group_slots):
+            raise ValueError(f"param_groups has {len(groups)} groups; this optimizer packed "
+                             f"{len(self._group_slots)}: add groups with add_param_group")
+        hypers = []
+        for gi, group in enumerate(groups):
+            params = group["params"]
+            slots = self._group_slots[gi]
+            if len(params) != len(slots) or any(
+                    q is not s.param for q, s in zip(params, slots)):
+                raise ValueError(f"param_groups[{gi}]['params'] was changed after the optimizer "
+                                 f"packed it; add parameters with add_param_group")
+            hypers.append(self._group_hyper(gi, group))
+        # Phase 1: check, writing nothing.
+        state_get = self.state.get
+        uses_step = self._uses_step
+        steps_np = self._steps_np
+        stepped = [False] * len(self._slots)
+        fresh = []           # slots whose state starts now
+        grad_copies = []     # (slot, gradient tensor)
+        param_copies = []    # slots whose p.data was replaced
+        state_fixes = []     # (slot, name, value)
+        names_of = [self._state_names(h) for _, h in hypers]
+        ours = None
+        for s in self._slots:
+            p = s.param
+            g = p.grad
+            if g is None:
+                continue
+            stepped[s.k] = True
+            if s.numel and p.data_ptr() != s.ptr:
+                self._check_replaced(s)
+                param_copies.append(s)
+            if g is not s.grad:
+                if ours is None:
+                    ours = self._our_storages()
+                self._check_grad(s, g, ours)
+                grad_copies.append((s, g))
+            names = names_of[s.group]
+            st = state_get(p)
+            # No state yet (or, for SGD, no momentum buffer yet: torch's first step): it starts
+            # now, from the initial values.
+            if not st or (not uses_step and names and st.get("momentum_buffer") is None):
+                fresh.append(s)
+                continue
+            if uses_step:
+                value = st.get("step")
+                if value is not s.step:
+                    state_fixes.append((s, "step", self._step_value(s, value)))
+            for name in names:
+                value = st.get(name)
+                view = s.views.get(name)
+                if value is None:
+                    raise ValueError(
+                        f"the state of {s.name} has no {name!r} although it has "
+                        f"{sorted(st)}: an option that needs it (amsgrad, centered, momentum) "
+                        f"was switched on after this parameter's first step; torch fails "
+                        f"there too. Switch it back, or clear the state (opt.state[p] = {{}})")
+                if value is not view:
+                    state_fixes.append((s, name, self._check_state(s, name, value)))
+        # Phase 2: bind (copies into the slots; nothing is stepped yet).
+        for s in param_copies:
+            s.data.copy_(s.param.data)
+            s.param.data = s.data
+        if grad_copies:
+            torch._foreach_copy_([s.grad for s, _ in grad_copies], [g for _, g in grad_copies])
+            for s, _ in grad_copies:
+                s.param.grad = s.grad
+        for s, name, value in state_fixes:
+            if name == "step":
+                steps_np[s.k] = value
+                self.state[s.param]["step"] = s.step
+            else:
+                view = self._state_view(s, name)
+                view.copy_(value)
+                self.state[s.param][name] = view
+        for s in fresh:
+            h = hypers[s.group][1]
+            for name in self._state_names(h):
+                self._state_view(s, name).fill_(self._initial(name, h))
+            steps_np[s.k] = 0.0
+        fresh_ids = {s.k for s in fresh}
+        # Phase 3: clipping (fastopt's fixed-order sum over the slots, in parameter order).
+        scale = 1.0
+        if self._max_grad_norm is not None:
+            norm = global_norm(_ops, [s.grad_np for s in self._param_order if stepped[s.k]])
+            self.last_grad_norm = norm
+            scale = clip_coefficient(norm, self._max_grad_norm)
+        # Phase 4: the kernels, one call per run of consecutive stepped slots of one key (the
+        # step count; for SGD, whether it is the first step).
+        slots = self._slots
+        for gi, dtype, first_pos, end_pos in self._segments:
+            lr, h = hypers[gi]
+            names = names_of[gi]
+            buf = self._bufs[dtype]
+            pos = first_pos
+            while pos < end_pos:
+                s = slots[pos]
+                if not stepped[s.k]:
+                    pos += 1
+                    continue
+                key = self._key(s, fresh_ids, names)
+                run_end = pos + 1
+                while (run_end < end_pos and stepped[slots[run_end].k]
+                       and self._key(slots[run_end], fresh_ids, names) == key):
+                    run_end += 1
+                lo, hi = s.start, slots[run_end - 1].stop
+                t = int(steps_np[s.k]) + 1
+                if hi > lo:
+                    self._kernel(buf, lo, hi, lr, h, t, s.k in fresh_ids, scale)
+                if uses_step:
+                    steps_np[s.k:slots[run_end - 1].k + 1] += 1
+                pos = run_end
+        if uses_step or any(names_of):
+            for s in fresh:
+                names = names_of[s.group]
+                if not (uses_step or names):
+                    continue
+                st = self.state[s.param]
+                if uses_step:
+                    st["step"] = s.step
+                for name in names:
+                    st[name] = s.views[name]
+        params = [s.param for s in slots if stepped[s.k]]
+        if params:
+            torch._C._increment_version(params)
+
+    def _key(self, s, fresh_ids, names):
+        if self._uses_step:
+            return self._steps_np[s.k]  # 0 for a fresh slot (set in phase 2)
+        return s.k in fresh_ids if names else True
+
+    def _check_replaced(self, s):
+        if s.param.dtype != _buffers.TORCH_DTYPES[s.dtype]:
+            _v.torch_bad_tensor("parameter", s.name, f"became {s.param.dtype} after the "
+                                f"optimizer was built (it packed it as {s.dtype}): build the "
+                                f"optimizer after converting the model", TypeError)
+        if tuple(s.param.shape) != s.shape:
+            _v.torch_bad_tensor("parameter", s.name, f"has shape {tuple(s.param.shape)} since "
+                                f"the optimizer packed it as {s.shape}: build a new optimizer")
+        if s.param.device.type != "cpu":
+            _v.torch_bad_tensor("parameter", s.name, f"moved to {s.param.device}: "
+                                f"fastopt.torch steps CPU tensors only")
+
+    def _step_value(self, s, value):
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                raise ValueError(f"state['step'] of {s.name} must be a number, got a tensor of "
+                                 f"shape {tuple(value.shape)}")
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"state['step'] of {s.name} must be a number, got "
+                            f"{type(value).__name__}")
+        value = float(value)
+        if not (0 <= value < 2 ** 24 and value == int(value)):
+            raise ValueError(f"state['step'] of {s.name} must be a whole number in [0, 2**24) "
+                             f"(a float32 count, as torch keeps it), got {value}")
+        return value
+
+    def _check_state(self, s, name, value):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state[{name!r}] of {s.name} must be a tensor, got "
+                            f"{type(value).__name__}")
+        if value.layout != torch.strided or value.device.type != "cpu":
+            raise ValueError(f"state[{name!r}] of {s.name} must be a dense CPU tensor, got "
+                             f"{value.layout} on {value.device}")
+        if value.is_complex() or not value.is_floating_point():
+            raise TypeError(f"state[{name!r}] of {s.name} must be a real float tensor, got "
+                            f"{value.dtype}")
+        if tuple(value.shape) != s.shape:
+            raise ValueError(f"state[{name!r}] of {s.name} has shape {tuple(value.shape)}, its "
+                             f"parameter {s.shape}")
+        if value.numel() and value.untyped_storage().data_ptr() in self._our_storages():
+            value = value.clone()  # never copy a slot onto another in place
+        return value
+
+    # -- state dicts, copies ---------------------------------------------------------------------
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict`` (a state dict of this class or of torch's own optimizer
+        of the same rule; hooks run as in torch), then the loaded state is copied into the
+        packed buffers (the views stay; nothing else is replaced). Every group's hyperparameters
+        and every loaded state entry are checked first; on a refusal the optimizer is as it
+        was."""
+        old_state, old_groups = self.state, self.param_groups
+        old_cache = self._hyper_cache
+        post_hooks = self._optimizer_load_state_dict_post_hooks
+        self._optimizer_load_state_dict_post_hooks = type(post_hooks)()
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._optimizer_load_state_dict_post_hooks = post_hooks
+        try:
+            self._hyper_cache = {}
+            self._adopt_loaded()
+        except BaseException:
+            self.state, self.param_groups, self._hyper_cache = old_state, old_groups, old_cache
+            raise
+        for hook in post_hooks.values():
+            hook(self)
+
+    def _adopt_loaded(self):
+        """Check ``self.state`` as torch's load left it (tensors of their own), then copy it
+        into the buffers and make its entries our views."""
+        hypers = []
+        for gi, group in enumerate(self.param_groups):
+            self._lr_of(group, f"param_groups[{gi}]")
+            hypers.append(self._hyper(group, f"param_groups[{gi}]"))
+        plan = []
+        for s in self._slots:
+            st = self.state.get(s.param)
+            if not st:
+                continue
+            h = hypers[s.group]
+            entries = {}
+            if self._uses_step:
+                if "step" not in st:
+                    raise ValueError(f"the loaded state of {s.name} has no 'step' (it has "
+                                     f"{sorted(st)})")
+                entries["step"] = self._step_value(s, st["step"])
+            for name in self._state_names(h):
+                value = st.get(name)
+                if value is None:
+                    if name == "momentum_buffer" and not self._uses_step:
+                        continue  # SGD before its first step: no buffer, as in torch
+                    raise ValueError(f"the loaded state of {s.name} has no {name!r} (it has "
+                                     f"{sorted(st)}), which its group's options need")
+                entries[name] = self._check_state(s, name, value)
+            plan.append((s, st, entries))
+        with torch.no_grad():
+            for s in self._slots:
+                if not self.state.get(s.param):
+                    self.state.pop(s.param, None)
+            for s, st, entries in plan:
+                new = {}
+                for key, value in st.items():
+                    if key == "step" and "step" in entries:
+                        self._steps_np[s.k] = entries["step"]
+                        new[key] = s.step
+                    elif key in entries:
+                        view = self._state_view(s, key)
+                        view.copy_(entries[key])
+                        new[key] = view
+                    else:
+                        new[key] = value
+                self.state[s.param] = new
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self._group_defaults().items():
+                group.setdefault(key, value)
+        self._fix_groups()
+        if "_slots" not in self.__dict__:
+            # Unpickled or deep-copied: the parameters are copies (pickle leaves them views of
+            # one copied storage, which is ours), the state tensors too. Pack anew and adopt.
+            self.__dict__.setdefault("_max_grad_norm", None)
+            self.__dict__.setdefault("last_grad_norm", None)
+            self._slots = []
+            self._ready = False
+            loaded = self.state
+            self.state = type(loaded)(dict)
+            self._pack(allow_shared=True)
+            self._ready = True
+            self.state = loaded
+            self._hyper_cache = {}
+            self._adopt_loaded()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_max_grad_norm"] = self._max_grad_norm
+        state["last_grad_norm"] = self.last_grad_norm
+        return state
+
+    def _group_defaults(self):
+        """Keys torch's ``__setstate__`` fills in for groups saved by older versions."""
+        return {"maximize": False, "foreach": None, "differentiable": False}
+
+    def _fix_groups(self):
+        """Class-specific group rules after a load (AdamW's decoupled_weight_decay)."""

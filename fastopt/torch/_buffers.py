@@ -1,0 +1,54 @@
+"""Where fastopt.torch's packed buffers live: ONE allocation function, :func:`allocate`.
+
+Every packed buffer (parameters, gradients, each state, the step counts) comes from here, so a
+measurement can switch all of them at once by setting :data:`ALLOCATOR`:
+
+- ``"numpy"`` (the default): ``np.zeros`` wrapped with ``torch.from_numpy``. NumPy asks the
+  kernel for transparent huge pages (``madvise(MADV_HUGEPAGE)``) on allocations of 4 MiB and
+  more, which cuts the TLB misses of a pass over a large buffer; torch's CPU allocator does not.
+- ``"torch"``: ``torch.zeros``, viewed by NumPy with ``Tensor.numpy()``.
+
+The tensor returned is always ``torch.from_numpy`` of the ndarray returned, so the ndarray lives
+as long as any view of the buffer does (fastopt.torch recognises its buffers by it).
+
+Either way the buffer starts on a 64-byte boundary (a cache line; torch's own allocator gives
+the same), and NumPy and torch see the same memory: the kernels write through the NumPy array,
+torch reads the tensor.
+"""
+import numpy as np
+import torch
+
+ALLOCATOR = "numpy"
+"""``"numpy"`` or ``"torch"``: which allocator :func:`allocate` uses (read at each call)."""
+
+ALIGN_BYTES = 64
+
+TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+NUMPY_DTYPES = {t: n for n, t in TORCH_DTYPES.items()}
+
+
+def allocate(numel, dtype):
+    """A zeroed 1-D buffer of ``numel`` items of NumPy ``dtype`` (float32 or float64), 64-byte
+    aligned, as ``(ndarray, tensor)`` sharing one memory.
+
+    Parameters
+    ----------
+    numel : int
+    dtype : numpy.dtype
+
+    Returns
+    -------
+    (numpy.ndarray, torch.Tensor)
+    """
+    dtype = np.dtype(dtype)
+    if ALLOCATOR == "torch":
+        array = torch.zeros(numel, dtype=TORCH_DTYPES[dtype]).numpy()  # holds the tensor
+        return array, torch.from_numpy(array)
+    if ALLOCATOR != "numpy":
+        raise ValueError(f"fastopt.torch._buffers.ALLOCATOR must be 'numpy' or 'torch', got "
+                         f"{ALLOCATOR!r}")
+    pad = ALIGN_BYTES // dtype.itemsize
+    raw = np.zeros(numel + pad, dtype)
+    offset = (-raw.ctypes.data % ALIGN_BYTES) // dtype.itemsize
+    array = raw[offset:offset + numel]
+    return array, torch.from_numpy(array)
