@@ -66,10 +66,10 @@ def test_train_compare_torch_adds_the_row_with_a_stand_in(stand_in, capsys):
 @needs_fastopt_torch
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop", "adagrad"])
 def test_train_compare_torch_with_fastopt_torch(optimizer, capsys):
-    assert main(["train", "--epochs", "2", "--compare", "torch", "--optimizer", optimizer,
+    assert main(["train", "--epochs", "1", "--compare", "torch", "--optimizer", optimizer,
                  *TINY]) == 0
     out = capsys.readouterr().out
-    assert "torch + fastopt.torch epoch 2/2" in out
+    assert "torch + fastopt.torch epoch 1/1" in out
     assert "torch + fastopt.torch: its optimizer step" in out
 
 
@@ -166,4 +166,8 @@ def test_bench_torch_steps_fastopt_torch(name):
     step()
     assert any(not np.array_equal(p.detach().numpy(), b) for p, b in zip(params, before))
     steps = [float(opt.state[p]["step"]) for p in params if "step" in opt.state[p]]
-    assert steps and all(s == _bench.STEADY_STATE_STEP + 1 for s in steps)
+    if name == "SGD":
+        assert steps == []  # torch's SGD keeps no step count, nor does fastopt.torch's
+    else:
+        assert len(steps) == len(params)
+        assert all(s == _bench.STEADY_STATE_STEP + 1 for s in steps)
