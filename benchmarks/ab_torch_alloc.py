@@ -3,6 +3,7 @@ against the same arrays allocated by torch (``torch.empty(n).numpy()``), call fo
 
     python benchmarks/ab_torch_alloc.py                          # 1e5, 1e6, 1e7; 1 thread
     python benchmarks/ab_torch_alloc.py --sizes 1e7 --threads 1,2 --rounds 60
+    python benchmarks/ab_torch_alloc.py --fastopt-torch          # also fastopt.torch.Adam's step
 
 Why: NumPy asks the kernel for transparent huge pages (``madvise(MADV_HUGEPAGE)``) on
 allocations of 4 MiB and more; torch's CPU allocator does not. Where the kernel's THP mode is
@@ -16,7 +17,13 @@ alternating order (A then B, B then A) so that neither always runs on a cache ju
 the other; after warm-up rounds, the median of each is printed with the ratio
 ``torch-allocated / NumPy-allocated`` (above 1: NumPy's allocation is faster) and how much of
 each set the kernel backs with huge pages (``AnonHugePages`` of its mappings in
-``/proc/self/smaps``, Linux only).
+``/proc/self/smaps``, prorated over each mapping: approximate for arrays that share a mapping
+with others, as those under 4 MiB do; Linux only).
+
+``--fastopt-torch`` adds the same comparison one level up: ``fastopt.torch.Adam``'s
+``opt.step()`` over one parameter of each size, its buffers allocated with
+``fastopt.torch._buffers.ALLOCATOR`` set to ``"numpy"`` and to ``"torch"`` (the library's one
+allocation function), the two optimizers stepped in alternating order.
 """
 import argparse
 import time
@@ -101,11 +108,47 @@ def medians(n, threads, rounds, warmup=3):
     return {k: float(np.median(x)) for k, x in times.items()}, huge
 
 
+def fastopt_torch_medians(n, threads, rounds, warmup=3):
+    """Median ``opt.step()`` of fastopt.torch.Adam over one tensor of ``n`` items, with its
+    buffers from NumPy and from torch; and the share of each parameter buffer in huge pages."""
+    import torch
+    from fastopt.torch import _buffers
+    saved, saved_threads = _buffers.ALLOCATOR, torch.get_num_threads()
+    steps, huge = {}, {}
+    try:
+        for alloc in ("numpy", "torch"):
+            _buffers.ALLOCATOR = alloc
+            steps[alloc] = _bench.torch_optim_step("fastopt.torch", "Adam", n, np.float32)
+            opt = steps[alloc].__self__
+            bufs = [a for b in opt._bufs.values()
+                    for a in [b.param_np, b.grad_np, *b.state_np.values()]]
+            huge[alloc] = huge_fraction(bufs)
+    finally:
+        _buffers.ALLOCATOR = saved
+    times = {k: [] for k in steps}
+    order = list(steps)
+    torch.set_num_threads(threads)
+    try:
+        with fastopt.num_threads(threads):
+            for i in range(rounds + warmup):
+                for key in (order if i % 2 == 0 else order[::-1]):
+                    t0 = time.perf_counter()
+                    steps[key]()
+                    t1 = time.perf_counter()
+                    if i >= warmup:
+                        times[key].append(t1 - t0)
+    finally:
+        torch.set_num_threads(saved_threads)
+    return {k: float(np.median(x)) for k, x in times.items()}, huge
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e5,1e6,1e7")
     ap.add_argument("--threads", default="1")
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--fastopt-torch", action="store_true",
+                    help="also time fastopt.torch.Adam's step with each allocator")
     args = ap.parse_args(argv)
     if not _bench.have_torch():
         raise SystemExit("torch is not installed (pip install torch==2.13.0)")
@@ -113,12 +156,21 @@ def main(argv=None):
     print(f"transparent huge pages: {thp_mode()}; fastopt SIMD path {fastopt._dispatch.current}; "
           f"torch {torch.__version__}; float32 Adam, step {STEP}, median of {args.rounds} "
           f"rounds")
+    runs = [("fastopt.adam_update", medians)]
+    if args.fastopt_torch:
+        runs.append(("fastopt.torch.Adam.step", fastopt_torch_medians))
+    for title, measure in runs:
+        print(title)
+        table(args, measure)
+
+
+def table(args, measure):
     print(f"{'items':>6} {'thr':>3}  {'NumPy-allocated':>24}  {'torch-allocated':>24}  "
           f"torch/NumPy")
     for size in args.sizes.split(","):
         n = int(float(size))
         for threads in (int(s) for s in args.threads.split(",")):
-            r, huge = medians(n, threads, args.rounds)
+            r, huge = measure(n, threads, args.rounds)
 
             def cell(k):
                 pages = "?" if huge[k] is None else f"{huge[k]:.0%}"
