@@ -1161,5 +1161,5 @@ def torch_bad_tensor(what, name, why, error=ValueError):
 def torch_half_refused(what, name, dtype):
     raise TypeError(f"{what} {name} is {dtype}: fastopt.torch steps float32 and float64 "
                     f"parameters only; 16-bit parameters are refused until fastopt has mixed "
-                    f"precision (float32 master weights, docs/contract.md §11). Keep the "
+                    f"precision (float32 master weights beside the 16-bit copy). Keep the "
                     f"parameters float32 (torch.autocast computes in 16 bits on float32 weights)")

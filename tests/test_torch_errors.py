@@ -338,3 +338,20 @@ def test_load_refusals_leave_the_optimizer_as_it_was():
         [{k: v for k, v in g.items() if k != "params"} for g in groups]
     for p, s in zip((a, b), opt._group_slots[0]):
         assert opt.state[p]["exp_avg"] is s.views["exp_avg"]
+
+
+def test_a_step_count_past_float32s_exact_range_is_refused():
+    opt, a, b = _two_params_stepped_once()
+    opt.state[a]["step"].fill_(2 ** 24)
+    frozen = _frozen(opt, a, b)
+    a.grad, b.grad = torch.ones(2, 3), torch.ones(4)
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[0\] has taken "
+                                         r"16777216 steps"):
+        opt.step()
+    _assert_unchanged(opt, (a, b), frozen)
+    opt.state[a]["step"] = torch.tensor(float(2 ** 24))  # replaced, not written: same refusal
+    with pytest.raises(ValueError, match="has taken 16777216 steps"):
+        opt.step()
+    opt.state[a]["step"] = torch.tensor(float(2 ** 24 - 1))
+    opt.step()
+    assert float(opt.state[a]["step"]) == 2 ** 24

@@ -30,3 +30,32 @@ def test_fastopt_torch_without_torch_says_pip_install_torch():
                   "    print('ImportError:', e)\n")
     assert result.returncode == 0, result.stderr
     assert "ImportError:" in result.stdout and "pip install torch" in result.stdout
+
+
+def test_readme_section_example_runs():
+    # The README shows it in a plain fence: its ```python blocks also run where torch is not
+    # installed (the installed wheel's test run), so this one is run here, beside torch.
+    import pathlib
+    import re
+
+    import torch
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## PyTorch: `fastopt.torch`"):text.index("## Install")]
+    code = re.search(r"```\n(.*?)```", section, re.S).group(1)
+    model = torch.nn.Linear(3, 2)
+    namespace = {"model": model}
+    exec(compile(code, "README.md", "exec"), namespace)
+    opt = namespace["opt"]
+    assert type(opt).__name__ == "AdamW" and isinstance(opt, torch.optim.Optimizer)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("name", ["fastopt.torch", "fastopt.torch._optimizers",
+                                  "fastopt.torch._base", "fastopt.torch._buffers"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

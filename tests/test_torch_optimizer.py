@@ -408,10 +408,8 @@ REF_NAMES = {"exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": "v_max",
              "grad_avg": "grad_avg", "sum": "sum_sq"}
 
 
-def _reference_from(cls, opt, model):
-    """A fastopt.reference object holding copies of ``model``'s parameters and ``opt``'s state
-    (all parameters at the same step count)."""
-    g = opt.param_groups[0]
+def _reference_kwargs(cls, g):
+    """The reference object's keywords for a fastopt.torch group ``g``."""
     if cls in (fo.Adam, fo.AdamW):
         kw = dict(lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1], eps=g["eps"],
                   weight_decay=g["weight_decay"], amsgrad=g["amsgrad"], maximize=g["maximize"])
@@ -427,8 +425,14 @@ def _reference_from(cls, opt, model):
         kw = dict(lr=g["lr"], lr_decay=g["lr_decay"], weight_decay=g["weight_decay"],
                   initial_accumulator_value=g["initial_accumulator_value"], eps=g["eps"],
                   maximize=g["maximize"])
+    return kw
+
+
+def _reference_from(cls, opt, model):
+    """A fastopt.reference object holding copies of ``model``'s parameters and ``opt``'s state
+    (all parameters at the same step count)."""
     params = [p.detach().numpy().copy() for p in model.parameters()]
-    reference = REF_CLASS[cls](params, **kw)
+    reference = REF_CLASS[cls](params, **_reference_kwargs(cls, opt.param_groups[0]))
     first = opt.state[next(model.parameters())]
     if "step" in first:
         reference.t = int(first["step"])
@@ -594,3 +598,48 @@ def test_step_bumps_the_version_counter_as_torch_does():
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+def test_shallow_copy_is_refused():
+    opt = fo.SGD(make_model().parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="copy.deepcopy"):
+        copy.copy(opt)
+
+
+def test_autocast_and_grad_scaler_on_the_cpu():
+    model = make_model()
+    params0 = [p.detach().numpy().copy() for p in model.parameters()]
+    opt = fo.AdamW(model.parameters(), lr=0.01)
+    reference = ref.AdamW(params0, lr=0.01)
+    scaler = torch.amp.GradScaler("cpu")
+    for i in range(3):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_of(model, i).float()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # in place, on the packed gradient views
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        scaler.step(opt)
+        scaler.update()
+        reference.step(grads)
+    for p, want in zip(model.parameters(), reference.params):
+        np.testing.assert_array_equal(p.detach().numpy(), want)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=ids)
+def test_empty_and_scalar_parameters(cls):
+    empty = torch.nn.Parameter(torch.empty(0, 5))
+    scalar = torch.nn.Parameter(torch.tensor(1.0))
+    lone = torch.nn.Parameter(torch.empty(0, dtype=torch.float64))  # a dtype with no items
+    opt = cls([empty, scalar, lone], **OPTIONS[cls])
+    reference = REF_CLASS[cls]([np.ones((), np.float32)],
+                               **_reference_kwargs(cls, opt.param_groups[0]))
+    for _ in range(3):
+        for p in (empty, scalar, lone):
+            p.grad = torch.full_like(p, 0.5)
+        opt.step()
+        reference.step([np.full((), 0.5, np.float32)])
+    np.testing.assert_array_equal(scalar.detach().numpy(), reference.params[0])
+    assert empty.shape == (0, 5) and lone.shape == (0,)
+    assert set(opt.state_dict()["state"]) == {0, 1, 2}

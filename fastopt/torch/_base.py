@@ -33,6 +33,7 @@ from .._scalars import clip_coefficient
 from . import _buffers
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_MAX_STEP = 2 ** 24  # float32 counts every whole number up to here, not one past it
 _DTYPE_ORDER = (_F32, _F64)
 
 # The parameter buffers of fastopt.torch alive, by data pointer (weakly, by the ndarray that each
@@ -103,8 +104,8 @@ class PackedOptimizer(torch.optim.Optimizer):
     default) keeps torch's meaning: the gradients become None, parameters that then get no
     gradient are skipped, and those that do are copied in at the next step.
 
-    Parameters
-    ----------
+    Packed parameters
+    -----------------
     The parameters become views: when the optimizer is built (and again on
     :meth:`add_param_group`), each parameter's values are copied into its slot and ``p.data``
     becomes a view of it (C-contiguous: a channels_last parameter becomes contiguous). A
@@ -117,7 +118,6 @@ class PackedOptimizer(torch.optim.Optimizer):
     same Parameter twice in a group, or in two groups), gradients of another dtype or shape.
     """
 
-    _state_order = ()        # torch's state names, in torch's order
     _uses_step = True        # torch keeps state["step"] (SGD does not)
     _hyper_keys = ()         # the group keys a step reads, besides lr
 
@@ -204,7 +204,7 @@ class PackedOptimizer(torch.optim.Optimizer):
                                 f"some parameters appear in more than one parameter group: "
                                 f"param_groups[{gi}]['params'][{seen[id(q)]}] is already "
                                 f"{self._param_name(other_index, j)}")
-                param_group = dict(param_group, params=items)
+                param_group["params"] = items  # a generator is read once
         super().add_param_group(param_group)
         group_index = len(self.param_groups) - 1
         try:
@@ -527,6 +527,17 @@ class PackedOptimizer(torch.optim.Optimizer):
                         f"there too. Switch it back, or clear the state (opt.state[p] = {{}})")
                 if value is not view:
                     state_fixes.append((s, name, self._check_state(s, name, value)))
+        if uses_step:
+            fixed = {s.k: v for s, name, v in state_fixes if name == "step"}
+            if steps_np.max() >= _MAX_STEP or any(v >= _MAX_STEP for v in fixed.values()):
+                starting = {s.k for s in fresh}
+                for s in self._slots:
+                    count = fixed.get(s.k, steps_np[s.k])
+                    if stepped[s.k] and s.k not in starting and count >= _MAX_STEP:
+                        raise ValueError(
+                            f"{s.name} has taken {int(count)} steps, the most a float32 step "
+                            f"count holds exactly (2**24, as torch keeps it): one more would "
+                            f"not advance it. Reset its state to continue")
         # Phase 2: bind (copies into the slots; nothing is stepped yet).
         for s in param_copies:
             s.data.copy_(s.param.data)
@@ -621,8 +632,8 @@ class PackedOptimizer(torch.optim.Optimizer):
             raise TypeError(f"state['step'] of {s.name} must be a number, got "
                             f"{type(value).__name__}")
         value = float(value)
-        if not (0 <= value < 2 ** 24 and value == int(value)):
-            raise ValueError(f"state['step'] of {s.name} must be a whole number in [0, 2**24) "
+        if not (0 <= value <= _MAX_STEP and value == int(value)):
+            raise ValueError(f"state['step'] of {s.name} must be a whole number in [0, 2**24] "
                              f"(a float32 count, as torch keeps it), got {value}")
         return value
 
@@ -734,6 +745,12 @@ class PackedOptimizer(torch.optim.Optimizer):
             self.state = loaded
             self._hyper_cache = {}
             self._adopt_loaded()
+
+    def __copy__(self):
+        raise TypeError(f"copy.copy of a fastopt.torch.{type(self).__name__} is refused: a "
+                        f"shallow copy would pack the same parameters into buffers of its "
+                        f"own, and the two optimizers would move them back and forth. Use "
+                        f"copy.deepcopy (or pickle) for an independent optimizer")
 
     def __getstate__(self):
         state = super().__getstate__()
