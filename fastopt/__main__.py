@@ -39,10 +39,13 @@ def bench(args, out=None, err=None):
                   f"choose from {', '.join(_bench.TORCH_CASES)}", file=err)
             return 2
         sizes = args.sizes or [1_000_000, 10_000_000]
-        workloads = [w for w in args.workloads if w != "one"]
-        workloads = (sizes if "one" in args.workloads else []) + workloads
+        chosen = args.workloads or ["one", "mlp", "mixed"]
+        workloads = (sizes if "one" in chosen else []) + [w for w in chosen if w != "one"]
         result = _bench.run_torch(names, workloads, args.threads, args.dtype, out, min_time)
     else:
+        if args.workloads:
+            print("bench: --workloads applies to --torch only", file=err)
+            return 2
         names = args.optimizers or list(_bench.OPTIMIZERS)
         bad = [n for n in names if n not in _bench.OPTIMIZERS]
         if bad:
@@ -133,7 +136,6 @@ def build_parser():
     b.add_argument("--torch", action="store_true",
                    help="time fastopt.torch's opt.step() against torch.optim's (needs torch)")
     b.add_argument("--workloads", nargs="+", choices=["one", "mlp", "mixed"],
-                   default=["one", "mlp", "mixed"],
                    help="with --torch, which parameter lists: one tensor of each --sizes, the "
                         "784-256-256-10 network, 100 mixed tensors (default: all three)")
     b.add_argument("--json", metavar="FILE",

@@ -139,6 +139,8 @@ def test_bench_torch_refuses_fastopts_own_forms(stand_in, capsys):
     assert "Momentum is fastopt's own form" in capsys.readouterr().err
     assert main(["bench", "--optimizers", "adagrad"]) == 2
     assert "Adagrad is timed by bench --torch only" in capsys.readouterr().err
+    assert main(["bench", "--workloads", "mlp"]) == 2
+    assert "--workloads applies to --torch only" in capsys.readouterr().err
 
 
 def test_bench_json_and_geometric_mean(monkeypatch, tmp_path, capsys):
