@@ -6,6 +6,7 @@ under test). Until fastopt.torch is in the build, the tests that need it are ski
 plumbing is run with torch.optim's class standing in for it (``stand_in``)."""
 import importlib.util
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -173,3 +174,33 @@ def test_bench_torch_steps_fastopt_torch(name):
     else:
         assert len(steps) == len(params)
         assert all(s == _bench.STEADY_STATE_STEP + 1 for s in steps)
+
+
+# -- benchmarks/torch_ulp_distance.py ---------------------------------------------------------
+
+def load_benchmark(name):
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ is not beside tests/ (tests of an installed wheel)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_fastopt_torch
+@pytest.mark.parametrize("case", range(16), ids=lambda i: f"case{i}")
+def test_ulp_distance_script_measures_fastopt_torch_equal_to_the_reference(case):
+    """docs/torch.md's table: fastopt.torch writes the reference's bits at every checkpoint,
+    and every tensor of torch's state is compared (a few steps, float32)."""
+    ulp = load_benchmark("torch_ulp_distance")
+    name, options, _ = ulp.CASES[case]
+    result, same = ulp.measure(name, options, np.dtype(np.float32), [1, 3], "default")
+    assert same is True
+    group = getattr(torch.optim, name)([torch.zeros(1)], **options).param_groups[0]
+    expected = {"param"} | {n for n in ulp.STATE_NAMES[name]
+                            if (n != "max_exp_avg_sq" or group.get("amsgrad"))
+                            and (n != "grad_avg" or group.get("centered"))
+                            and (n != "momentum_buffer" or group.get("momentum"))}
+    assert set(result) == expected
+    assert all(set(per_step) == {1, 3} for per_step in result.values())
