@@ -219,8 +219,8 @@ def main(argv=None):
     side = "fastopt.torch" if have_fastopt_torch() else "fastopt.reference's objects"
     items = sum(int(np.prod(s)) for s in SHAPES)
     print(f"Largest ULP distance (median in parentheses) between {side} and torch.optim "
-          f"(torch {torch.__version__}, {args.torch_impl} implementation), over {items:,} items in {len(SHAPES)} tensors, the same "
-          f"seeded initial values and gradients (standard normal, gradients times 0.1).")
+          f"(torch {torch.__version__}, {args.torch_impl} implementation), over {items:,} items "
+          f"in {len(SHAPES)} tensors, the same seeded initial values and gradients (standard normal, gradients times 0.1).")
     print()
     lines, disagreements = table(steps, args.torch_impl)
     print("\n".join(lines))
