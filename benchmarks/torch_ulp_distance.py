@@ -220,7 +220,8 @@ def main(argv=None):
     items = sum(int(np.prod(s)) for s in SHAPES)
     print(f"Largest ULP distance (median in parentheses) between {side} and torch.optim "
           f"(torch {torch.__version__}, {args.torch_impl} implementation), over {items:,} items "
-          f"in {len(SHAPES)} tensors, the same seeded initial values and gradients (standard normal, gradients times 0.1).")
+          f"in {len(SHAPES)} tensors, the same seeded initial values and gradients (standard "
+          f"normal, gradients times 0.1).")
     print()
     lines, disagreements = table(steps, args.torch_impl)
     print("\n".join(lines))
