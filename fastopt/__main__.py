@@ -22,6 +22,12 @@ def bench(args, out=None, err=None):
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     min_time = 0.02 if args.quick else 0.05
+    if args.json:
+        try:  # fail now, not after minutes of timing
+            open(args.json, "w").close()
+        except OSError as exc:
+            print(f"bench: --json {args.json}: cannot write it ({exc.strerror})", file=err)
+            return 2
     if args.torch:
         if not _bench.have_torch():
             print("bench --torch needs torch, which is optional: pip install torch (the CPU "

@@ -144,6 +144,12 @@ def test_bench_torch_refuses_fastopts_own_forms(stand_in, capsys):
     assert "--workloads applies to --torch only" in capsys.readouterr().err
 
 
+def test_bench_json_refuses_an_unwritable_file_before_timing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(_bench, "run", lambda *a, **k: pytest.fail("timed anyway"))
+    assert main(["bench", "--json", str(tmp_path / "no" / "such" / "dir.json")]) == 2
+    assert "cannot write it (No such file or directory)" in capsys.readouterr().err
+
+
 def test_bench_json_and_geometric_mean(monkeypatch, tmp_path, capsys):
     times = iter([4e-3, 1e-3, 2e-3])  # reference, fastopt, torch
     monkeypatch.setattr(_bench, "best_time", lambda fn, *a, **k: next(times))
