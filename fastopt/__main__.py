@@ -4,6 +4,7 @@
     python -m fastopt --epochs 1000 --only adam momentum
     python -m fastopt --backend fastopt --plot figures/
     python -m fastopt bench                 # optimizer steps: fastopt, reference, torch fused
+    python -m fastopt bench --torch         # fastopt.torch's opt.step() against torch.optim's
     python -m fastopt train --compare       # an MLP end to end: fastopt vs the course's loop
     python -m fastopt surfaces --plot fig/  # saddles, plateaus, local minima; GOE minima
     python -m fastopt vectors --all --out DIR  # known-answer vectors for other implementations
@@ -17,11 +18,56 @@ from fastopt import _bench, _cli, _demo, _surfaces, _train
 from fastopt.testing import _conform_cli, _vectors
 
 
-def bench(args, out=sys.stdout):
-    """Time optimizer steps: fastopt vs the reference vs torch fused, at each thread count."""
+def bench(args, out=None, err=None):
+    """Time optimizer steps: fastopt vs the reference vs torch fused, at each thread count;
+    with ``--torch``, fastopt.torch vs torch.optim. ``--json FILE`` also writes the rows."""
     from fastopt import _bench
-    _bench.run(args.optimizers, args.sizes, args.threads, args.dtype, out,
-               min_time=0.02 if args.quick else 0.05)
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    min_time = 0.02 if args.quick else 0.05
+    if args.json:
+        try:  # fail now, not after minutes of timing
+            open(args.json, "w").close()
+        except OSError as exc:
+            print(f"bench: --json {args.json}: cannot write it ({exc.strerror})", file=err)
+            return 2
+    if args.torch:
+        if not _bench.have_torch():
+            print("bench --torch needs torch, which is optional: pip install torch (the CPU "
+                  "build is enough)", file=err)
+            return 2
+        if not _bench.have_fastopt_torch():
+            print("bench --torch needs fastopt.torch, which this fastopt does not have",
+                  file=err)
+            return 2
+        by_lower = {n.lower(): n for n in _bench.TORCH_CASES}
+        names = [by_lower.get(n.lower()) for n in (args.optimizers or _bench.TORCH_CASES)]
+        if None in names:
+            bad = (args.optimizers or [])[names.index(None)]
+            print(f"bench --torch: {bad} is fastopt's own form, without a torch.optim class; "
+                  f"choose from {', '.join(_bench.TORCH_CASES)}", file=err)
+            return 2
+        sizes = args.sizes or [1_000_000, 10_000_000]
+        chosen = args.workloads or ["one", "mlp", "mixed"]
+        workloads = (sizes if "one" in chosen else []) + [w for w in chosen if w != "one"]
+        result = _bench.run_torch(names, workloads, args.threads, args.dtype, out, min_time)
+    else:
+        if args.workloads:
+            print("bench: --workloads applies to --torch only", file=err)
+            return 2
+        names = args.optimizers or list(_bench.OPTIMIZERS)
+        bad = [n for n in names if n not in _bench.OPTIMIZERS]
+        if bad:
+            print(f"bench: {bad[0]} is timed by bench --torch only (fastopt.torch against "
+                  f"torch.optim); choose from {', '.join(_bench.OPTIMIZERS)}", file=err)
+            return 2
+        sizes = args.sizes or [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+        result = _bench.run(names, sizes, args.threads, args.dtype, out, min_time=min_time)
+    if args.json:
+        result = dict(command="bench --torch" if args.torch else "bench", dtype=args.dtype,
+                      machine=_bench.machine(), **result)
+        _bench.write_json(args.json, result)
+        print(f"wrote {args.json}", file=out)
     return 0
 
 
@@ -73,21 +119,36 @@ def build_parser():
         description="Time one optimizer step over one array: fastopt, the NumPy reference and "
                     "torch.optim with fused=True (when torch is installed) at the same thread "
                     "count. Prints time per step, achieved GB/s (bytes moved per float32 "
-                    "element: Adam 28, Momentum/RMSProp 20, SGD 12; twice that for float64) and "
-                    "the ratios.")
-    b.add_argument("--optimizers", nargs="+", type=_cli.one_of(_bench.OPTIMIZERS),
-                   choices=list(_bench.OPTIMIZERS), default=list(_bench.OPTIMIZERS),
+                    "element: Adam 28, Momentum/RMSProp 20, SGD 12; twice that for float64), "
+                    "the ratios and their geometric mean. With --torch: opt.step() of "
+                    "fastopt.torch against torch.optim's fastest path (fused=True; RMSprop "
+                    "foreach=True, torch having no fused RMSprop) and its default, on one "
+                    "tensor of each size, the train command's 784-256-256-10 network (6 "
+                    "tensors) and 100 tensors of a small transformer (1.0e6 items).",
+        epilog="Examples: python -m fastopt bench --sizes 1e6 1e7 --json bench.json; "
+               "python -m fastopt bench --torch --json torch.json")
+    names = list(_bench.OPTIMIZERS) + [n for n in _bench.TORCH_CASES
+                                       if n.lower() not in map(str.lower, _bench.OPTIMIZERS)]
+    b.add_argument("--optimizers", nargs="+", type=_cli.one_of(names), choices=names,
                    metavar="NAME", help="which optimizers, in any letter case (default: all of "
-                                        "%(choices)s)")
+                                        f"{', '.join(_bench.OPTIMIZERS)}; with --torch all of "
+                                        f"{', '.join(_bench.TORCH_CASES)})")
     b.add_argument("--sizes", nargs="+", metavar="N",
                    type=_cli.array_items(_bench.BYTES_PER_ITEM, "the arrays of one benchmark"),
-                   default=[1_000, 10_000, 100_000, 1_000_000, 10_000_000],
-                   help="elements per array (default: 1e3 1e4 1e5 1e6 1e7)")
+                   help="elements per array (default: 1e3 1e4 1e5 1e6 1e7; with --torch, the "
+                        "one-tensor cases: 1e6 1e7)")
     b.add_argument("--threads", nargs="+", type=_cli.threads, metavar="T",
                    default=sorted({1, fastopt.get_num_threads()}),
                    help="thread counts, for fastopt and torch alike (default: 1 and all cores)")
     b.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     b.add_argument("--quick", action="store_true", help="shorter timings (noisier)")
+    b.add_argument("--torch", action="store_true",
+                   help="time fastopt.torch's opt.step() against torch.optim's (needs torch)")
+    b.add_argument("--workloads", nargs="+", choices=["one", "mlp", "mixed"],
+                   help="with --torch, which parameter lists: one tensor of each --sizes, the "
+                        "784-256-256-10 network, 100 mixed tensors (default: all three)")
+    b.add_argument("--json", metavar="FILE",
+                   help="also write every row, the geometric means and the machine to FILE")
     train = _train.add_parser(sub)
     # What train's parser cannot see value by value: whether its data fit in memory, which
     # depends on --layers too. Checked after parsing, reported by the same parser.

@@ -5,7 +5,8 @@ optimizer step is one fastopt kernel call over packed parameters, and every shuf
 :class:`fastopt.MiniBatches`. ``--compare`` trains the same network from the same initial
 weights on the same batches with the course's loop (:mod:`fastopt._course`), times both phase by
 phase, and checks that the final parameters are the same bits; ``--compare torch`` adds
-``torch.nn`` with a fused ``torch.optim`` step. ``--distributed`` (under ``mpiexec -n N``)
+``torch.nn`` with a fused ``torch.optim`` step ("torch") and ``torch.nn`` with a
+:mod:`fastopt.torch` step ("torch + fastopt.torch"). ``--distributed`` (under ``mpiexec -n N``)
 trains data-parallel with :class:`fastopt.distributed.DistributedOptimizer`
 (:mod:`fastopt._train_distributed`).
 
@@ -79,7 +80,7 @@ class Run:
     Attributes
     ----------
     name : str
-        "fastopt", "course" or "torch".
+        "fastopt", "course", "torch" or "torch + fastopt.torch".
     params : dict of str to ndarray
         Final parameters ``W1, b1, ...``.
     epochs : list of dict
@@ -271,16 +272,32 @@ _TORCH = {
                 dict(foreach=True)),  # torch 2.13's RMSprop has no fused implementation
     "Adam": ("Adam", lambda h: dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
              dict(fused=True)),
+    "AdamW": ("AdamW", lambda h: dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
+                                      weight_decay=h["weight_decay"]), dict(fused=True)),
+    "Adagrad": ("Adagrad", lambda h: dict(lr=h["lr"], lr_decay=h["lr_decay"], eps=h["eps"],
+                                          weight_decay=h["weight_decay"],
+                                          initial_accumulator_value=h[
+                                              "initial_accumulator_value"]),
+                dict(fused=True)),
 }
 
 
-def torch_optimizer_name(cls):
-    """``torch.optim.X(...)`` as shown in the output, or None without a counterpart."""
+def torch_optimizer_name(cls, module="torch.optim"):
+    """``torch.optim.X(...)`` (or ``fastopt.torch.X``) as shown in the output, or None without
+    a counterpart."""
     entry = _TORCH.get(cls.__name__)
     if entry is None:
         return None
+    if module != "torch.optim":
+        return f"{module}.{entry[0]}"
     flags = ", ".join(f"{k}=True" for k in entry[2])
     return f"torch.optim.{entry[0]}({flags})"
+
+
+def have_fastopt_torch():
+    """Whether this fastopt has :mod:`fastopt.torch` (found without importing torch)."""
+    import importlib.util
+    return importlib.util.find_spec("fastopt.torch") is not None
 
 
 class TorchLoop(_Loop):
@@ -306,12 +323,16 @@ class TorchLoop(_Loop):
             modules += [layer, torch.nn.ReLU()] if l < L else [layer]
         self.model = torch.nn.Sequential(*modules)
         name, kwargs, flags = _TORCH[cls.__name__]
-        self.opt = getattr(torch.optim, name)(self.model.parameters(), **kwargs(hyperparameters),
-                                              **flags)
+        self.opt = self.make_optimizer(name, list(self.model.parameters()),
+                                       kwargs(hyperparameters), flags)
         self.loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
         self.X_rows = torch.from_numpy(np.ascontiguousarray(X.T))  # one example per row
         self.y = torch.from_numpy(y)
         self.rng = batch_rng(seed)
+
+    def make_optimizer(self, name, params, kwargs, flags):
+        """torch.optim's class ``name`` over ``params``, on its fastest path (``flags``)."""
+        return getattr(self.torch.optim, name)(params, **kwargs, **flags)
 
     def parameters(self):
         params = {}
@@ -351,6 +372,19 @@ class TorchLoop(_Loop):
                 progress.batch(self.name, epoch, n_epochs, k + 1, n)
         return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
                     phases=phases, losses=losses)
+
+
+class FastoptTorchLoop(TorchLoop):
+    """:class:`TorchLoop` with :mod:`fastopt.torch`'s optimizer of the same name and
+    hyperparameters: torch.nn's forward and backward, fastopt's packed step (the parameters
+    and gradients become views of one buffer each, a step is one kernel call).
+    ``zero_grad(set_to_none=False)`` keeps those gradient views."""
+
+    name = "torch + fastopt.torch"
+
+    def make_optimizer(self, name, params, kwargs, flags):
+        import fastopt.torch
+        return getattr(fastopt.torch, name)(params, **kwargs)
 
 
 def differing(a, b):
@@ -403,12 +437,24 @@ def print_comparison(fast, others, descriptions, out):
           f"loss and accuracy bookkeeping; test accuracy is evaluated outside the timed epoch.",
           file=out)
     ok = True
+    runs = {run.name: run for run in others}
+    if "torch" in runs and FastoptTorchLoop.name in runs:
+        mine, theirs = runs[FastoptTorchLoop.name], runs["torch"]
+        print(f"{FastoptTorchLoop.name}: its optimizer step "
+              f"{theirs.mean('optimizer step') / mine.mean('optimizer step'):.2f}x as fast as "
+              f"torch's, its epoch {theirs.mean('seconds') / mine.mean('seconds'):.2f}x.",
+              file=out)
     for run in others:
         if run.name == "torch":
             print("torch: not bit-identical, and not meant to be (its own matrix products and "
                   "update forms); final test accuracy "
                   f"{run.epochs[-1]['test_acc']:.4f} against fastopt's "
                   f"{fast.epochs[-1]['test_acc']:.4f}.", file=out)
+            continue
+        if run.name == FastoptTorchLoop.name:
+            print(f"{run.name}: fastopt's update arithmetic on torch.nn's gradients, which are "
+                  f"not fastopt's (torch's matrix products); final test accuracy "
+                  f"{run.epochs[-1]['test_acc']:.4f}.", file=out)
             continue
         bad = differing(fast.params, run.params)
         n_values = sum(a.size for a in fast.params.values())
@@ -558,15 +604,24 @@ def main(args, out=None, err=None):
             descriptions["course"] = loop.description
             others.append(loop.run(args.epochs, out, progress))
         if "torch" in compare:  # torch was imported above
+            loops = [TorchLoop]
+            descriptions["torch"] = f"torch.nn, {torch_optimizer_name(cls)}"
+            if have_fastopt_torch():
+                loops.append(FastoptTorchLoop)
+                descriptions[FastoptTorchLoop.name] = (
+                    f"torch.nn, {torch_optimizer_name(cls, 'fastopt.torch')}")
+            else:
+                print("note: this fastopt has no fastopt.torch; the row 'torch + "
+                      "fastopt.torch' is left out", file=err)
             threads = torch.get_num_threads()
             torch.set_num_threads(args.threads)
             try:
-                loop = TorchLoop(params0, data, cls, hyperparameters, args.batch_size,
-                                 args.seed)
-                others.append(loop.run(args.epochs, out, progress))
+                for loop_cls in loops:
+                    loop = loop_cls(params0, data, cls, hyperparameters, args.batch_size,
+                                    args.seed)
+                    others.append(loop.run(args.epochs, out, progress))
             finally:
                 torch.set_num_threads(threads)
-            descriptions["torch"] = f"torch.nn, {torch_optimizer_name(cls)}"
     ok = True
     if others:
         ok = print_comparison(fast, others, descriptions, out)
@@ -628,7 +683,8 @@ def add_parser(sub):
                    help="also train with the course-style loop (same weights, same batches) "
                         "and print the time of each phase, the speed-ups and whether the final "
                         "parameters are bit-identical; 'torch' adds torch.nn with a fused "
-                        "torch.optim step (needs torch)")
+                        "torch.optim step and torch.nn with a fastopt.torch step (needs "
+                        "torch)")
     p.add_argument("--plot", metavar="DIR",
                    help="write DIR/train.png: loss per batch (raw and fastopt.ewa-smoothed) "
                         "and accuracy per epoch; needs matplotlib: pip install 'fastopt[plot]'")
