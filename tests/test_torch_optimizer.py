@@ -326,6 +326,69 @@ def test_hooks_run():
     assert seen == ["pre", "post", "sd-pre", "sd-post", "load-pre", ("load-post", True)]
 
 
+@pytest.mark.parametrize("cls", CLASSES, ids=ids)
+def test_step_hooks_as_torch_runs_them(cls):
+    # fastopt.torch wraps step itself (torch's wrapper would open a profiler block on every
+    # step): global hooks around the optimizer's, a pre hook may replace the arguments, a pre
+    # hook returning anything else is refused as torch refuses it, and step is wrapped once.
+    from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                       register_optimizer_step_pre_hook)
+    model = make_model()
+    opt = cls(model.parameters())
+    seen = []
+    handles = [register_optimizer_step_pre_hook(lambda o, a, k: seen.append("global-pre")),
+               register_optimizer_step_post_hook(lambda o, a, k: seen.append("global-post")),
+               opt.register_step_pre_hook(lambda o, a, k: seen.append("pre")),
+               opt.register_step_post_hook(lambda o, a, k: seen.append("post"))]
+    try:
+        loss_of(model, 0).backward()
+        opt.step()
+        assert seen == ["global-pre", "pre", "post", "global-post"]
+        closure_calls = []
+
+        def closure():
+            closure_calls.append(1)
+            return torch.tensor(3.0)
+
+        swap = opt.register_step_pre_hook(lambda o, a, k: ((o,), {"closure": closure}))
+        assert opt.step() == 3.0 and closure_calls == [1]
+        swap.remove()
+        bad = opt.register_step_pre_hook(lambda o, a, k: "not a tuple")
+        with pytest.raises(RuntimeError, match="must return None or a tuple"):
+            opt.step()
+        bad.remove()
+    finally:
+        for h in handles:
+            h.remove()
+    assert getattr(type(opt).step, "hooked", False)
+    assert type(opt).step.__wrapped__.__qualname__.endswith(".step")
+
+
+def test_the_profiler_sees_the_step():
+    model = make_model()
+    opt = fo.Adam(model.parameters())
+    loss_of(model, 0).backward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert "Optimizer.step#Adam.step" in {e.key for e in prof.key_averages()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_buffers_of_one_dtype_start_at_different_page_offsets(dtype):
+    # 4K aliasing: the parameter, gradient and state buffers of one step start at different
+    # offsets within a 4 KiB page, each on a cache line.
+    model = make_model(dtype=dtype)
+    opt = fo.Adam(model.parameters(), amsgrad=True)
+    loss_of(model, 0).backward()
+    opt.step()
+    (buf,) = opt._bufs.values()
+    starts = [buf.param_np.ctypes.data, buf.grad_np.ctypes.data,
+              *(a.ctypes.data for a in buf.state_np.values())]
+    assert len(starts) == 5
+    assert all(a % _buffers.ALIGN_BYTES == 0 for a in starts)
+    assert len({a % _buffers.PAGE_BYTES for a in starts}) == len(starts)
+
+
 # -- state dicts ---------------------------------------------------------------------------------
 
 def _train(model, opt, steps, start=0, set_to_none=True):

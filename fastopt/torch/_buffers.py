@@ -22,12 +22,15 @@ ALLOCATOR = "numpy"
 """``"numpy"`` or ``"torch"``: which allocator :func:`allocate` uses (read at each call)."""
 
 ALIGN_BYTES = 64
+PAGE_BYTES = 4096
+# 17 cache lines: the starts of up to 64 staggered buffers fall on 64 different lines of a page.
+STAGGER_BYTES = 17 * ALIGN_BYTES
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 NUMPY_DTYPES = {t: n for n, t in TORCH_DTYPES.items()}
 
 
-def allocate(numel, dtype):
+def allocate(numel, dtype, stagger=0):
     """A zeroed 1-D buffer of ``numel`` items of NumPy ``dtype`` (float32 or float64), 64-byte
     aligned, as ``(ndarray, tensor)`` sharing one memory.
 
@@ -35,6 +38,10 @@ def allocate(numel, dtype):
     ----------
     numel : int
     dtype : numpy.dtype
+    stagger : int, optional
+        With NumPy's allocator, the buffer starts ``STAGGER_BYTES * stagger`` bytes (modulo
+        4096) into a 4 KiB page, so that buffers given different values do not start at the
+        same offset within their pages (4K aliasing; see ``fastopt.torch._base._Buffers``).
 
     Returns
     -------
@@ -47,8 +54,9 @@ def allocate(numel, dtype):
     if ALLOCATOR != "numpy":
         raise ValueError(f"fastopt.torch._buffers.ALLOCATOR must be 'numpy' or 'torch', got "
                          f"{ALLOCATOR!r}")
-    pad = ALIGN_BYTES // dtype.itemsize
+    pad = (PAGE_BYTES + ALIGN_BYTES) // dtype.itemsize
     raw = np.zeros(numel + pad, dtype)
-    offset = (-raw.ctypes.data % ALIGN_BYTES) // dtype.itemsize
+    target = (STAGGER_BYTES * stagger) % PAGE_BYTES
+    offset = ((target - raw.ctypes.data) % PAGE_BYTES) // dtype.itemsize
     array = raw[offset:offset + numel]
     return array, torch.from_numpy(array)
