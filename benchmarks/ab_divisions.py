@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 import fastopt
-from fastopt import _bench, _dispatch
+from fastopt import _dispatch
+from fastopt._apps import bench as _bench
 
 
 def median_times(n, dtype, t, rounds):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import fastopt
-from fastopt import _bench
+from fastopt._apps import bench as _bench
 
 ADAM_BYTES, ADD_BYTES = 28, 12
 

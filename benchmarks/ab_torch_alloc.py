@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 import fastopt
-from fastopt import _bench
+from fastopt._apps import bench as _bench
 
 STEP = _bench.STEADY_STATE_STEP
 

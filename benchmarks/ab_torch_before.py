@@ -3,10 +3,10 @@
     python benchmarks/build_before.py HEAD~1 /tmp/fastopt-before
     python benchmarks/ab_torch_before.py --before /tmp/fastopt-before
 
-For each optimizer and parameter list (``fastopt._bench.workload_shapes``: ``mlp`` the
+For each optimizer and parameter list (``fastopt._apps.bench.workload_shapes``: ``mlp`` the
 784-256-256-10 network, ``mixed`` the 100 tensors of a small transformer, a number: one tensor of that many items),
 the three steps are built from the same seeded parameters and gradients and timed round after
-round by ``fastopt._bench.interleaved_best`` (best of ``--repeat`` batches), on one thread unless
+round by ``fastopt._apps.bench.interleaved_best`` (best of ``--repeat`` batches), on one thread unless
 ``--threads`` says otherwise. Ratios: torch fused / this tree, and the earlier commit / this tree
 (above 1: this tree is faster).
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import fastopt
-from fastopt import _bench
+from fastopt._apps import bench as _bench
 
 
 def before_step(before, name, workload, dtype):

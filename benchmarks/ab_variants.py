@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 import fastopt
-from fastopt import _bench, _dispatch
+from fastopt import _dispatch
+from fastopt._apps import bench as _bench
 
 RULES = {
     "sgd": lambda m, p, g, a, b: m.sgd_update(p, g, 1e-3),

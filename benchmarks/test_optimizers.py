@@ -15,7 +15,7 @@ import fastopt
 import fastopt.lab
 import fastopt.reference
 import fastopt.reference.lab
-from fastopt import _bench
+from fastopt._apps import bench as _bench
 
 SIZES = [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
 

@@ -4,7 +4,7 @@ and after they were added.
     pytest benchmarks/test_options.py --benchmark-json=options.json
     python benchmarks/ratios.py options.json
 
-Optimizers run in steady state (step count past 1000, see ``fastopt._bench``), one float32 array
+Optimizers run in steady state (step count past 1000, see ``fastopt._apps.bench``), one float32 array
 of ``n`` items, fastopt and torch at the same thread count. torch has no fused RMSprop, so RMSProp
 is compared with ``foreach=True``. ``FASTOPT_BEFORE=DIR``, a folder where
 ``benchmarks/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _bench, _dispatch, _scalars
+from fastopt import _dispatch, _scalars
+from fastopt._apps import bench as _bench
 
 SIZES = [1_000, 100_000, 1_000_000, 10_000_000]
 

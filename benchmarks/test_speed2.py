@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _bench, _dispatch
+from fastopt import _dispatch
+from fastopt._apps import bench as _bench
 
 
 def _before():

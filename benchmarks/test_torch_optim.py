@@ -7,10 +7,10 @@ tensors) in one group.
     python benchmarks/ratios.py torch.json --baseline fastopt.torch
     FASTOPT_BENCH_LARGE=1 pytest benchmarks/test_torch_optim.py     # adds one tensor of 1e7
 
-Parameter lists (``fastopt._bench.TORCH_WORKLOADS``): one float32 tensor of 1e6 items; the
+Parameter lists (``fastopt._apps.bench.TORCH_WORKLOADS``): one float32 tensor of 1e6 items; the
 train command's 784-256-256-10 network (weights and biases, 6 tensors, 269,322 items); 100
 tensors of a small transformer's shapes (1,003,200 items). Step count past 1000 (steady state,
-as ``fastopt._bench.STEADY_STATE_STEP`` explains); torch and fastopt at the same thread count.
+as ``fastopt._apps.bench.STEADY_STATE_STEP`` explains); torch and fastopt at the same thread count.
 ``python -m fastopt bench --torch`` times the same cases in turn, round after round, and prints
 the ratios and their geometric mean.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _bench
+from fastopt._apps import bench as _bench
 
 torch = pytest.importorskip("torch")
 

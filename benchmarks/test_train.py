@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _datasets, _mlp, _train
-from fastopt._blas import blas_threads
+from fastopt._apps import datasets as _datasets, loops as _loops, mlp as _mlp
+from fastopt._apps.blas import blas_threads
 
-LAYERS = list(_train.DEFAULT_LAYERS)
+LAYERS = list(_loops.DEFAULT_LAYERS)
 ROUNDS = dict(rounds=3, iterations=1, warmup_rounds=0)
 
 
@@ -39,10 +39,10 @@ def test_epoch(benchmark, data, one_thread, impl):
     benchmark.group = "train epoch 784-256-256-10 f32 Adam batch 64, 1 thread"
     params0 = _mlp.init_params(LAYERS, 0)
     if impl == "fastopt":
-        loop = _train.FastoptLoop(params0, data, fastopt.Adam, 1e-3, 64, 0)
+        loop = _loops.FastoptLoop(params0, data, fastopt.Adam, 1e-3, 64, 0)
     else:
         hyper = fastopt.Adam([np.zeros(1, np.float32)], lr=1e-3).hyperparameters
-        loop = _train.CourseLoop(params0, data, fastopt.Adam, hyper, 64, 0)
+        loop = _loops.CourseLoop(params0, data, fastopt.Adam, hyper, 64, 0)
     loop.epoch()  # first epoch: allocation and page faults, not timed
     result = benchmark.pedantic(loop.epoch, **ROUNDS)
     phases = result["phases"]

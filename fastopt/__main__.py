@@ -14,14 +14,15 @@ import argparse
 import sys
 
 import fastopt
-from fastopt import _bench, _cli, _demo, _surfaces, _train
+from fastopt._apps import bench as _bench, cli as _cli, demo as _demo
+from fastopt._apps import surfaces as _surfaces, train as _train
 from fastopt.testing import _conform_cli, _vectors
 
 
 def bench(args, out=None, err=None):
     """Time optimizer steps: fastopt vs the reference vs torch fused, at each thread count;
     with ``--torch``, fastopt.torch vs torch.optim. ``--json FILE`` also writes the rows."""
-    from fastopt import _bench
+    from fastopt._apps import bench as _bench
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     min_time = 0.02 if args.quick else 0.05
@@ -160,7 +161,7 @@ def build_parser():
 
 
 # The synthetic data take about 12 bytes per feature and example while made: the float32 inputs,
-# their noise and the train/test copies (fastopt/_datasets.py).
+# their noise and the train/test copies (fastopt/_apps/datasets.py).
 TRAIN_BYTES_PER_FEATURE = 12
 
 

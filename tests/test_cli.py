@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fastopt import _bench, _cli
+from fastopt._apps import bench as _bench, cli as _cli
 from fastopt.__main__ import build_parser, main
 
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None

@@ -193,7 +193,7 @@ def test_train_distributed_at_world_1_is_train():
 def test_train_distributed_check_reports_a_difference():
     # The reference off by one ulp in one value: rank 0 says which array, exit status 1.
     code = ("import sys, numpy as np\n"
-            "from fastopt import _train_distributed as td\n"
+            "from fastopt._apps import train_distributed as td\n"
             "from fastopt.__main__ import main\n"
             "real = td.one_process\n"
             "def off(*args):\n"
@@ -214,7 +214,7 @@ def test_train_distributed_check_reports_a_difference():
 
 def test_an_empty_part_has_zero_gradients():
     # A rank's part of a batch with fewer examples than ranks: no mean over no example.
-    from fastopt import _mlp
+    from fastopt._apps import mlp as _mlp
     net = _mlp.Network(_mlp.init_params([20, 16, 4], 0))
     net.grads.buffer[:] = 1.0
     assert net.forward_backward(np.empty((20, 0), np.float32), np.empty(0, np.int64)) == (0.0, 0)

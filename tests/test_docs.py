@@ -252,3 +252,42 @@ def test_readme_figures_name_their_machine_and_the_main_jobs_time_is_a_range():
             assert "AMD EPYC" in before, f"README.md line {line}: figures without a machine"
             assert "depend on" in before, f"README.md line {line}: say they depend on it"
     assert "On a 2-core AMD EPYC (Zen 4)" in flat  # the Measured section
+
+
+# --- the README's module map is the tree -------------------------------------------------------
+
+def _module_map():
+    """Every path the README's "Where things are" table names, shorthand resolved: a bare file
+    name (``_threads.py``) is in the folder of the last full path (``fastopt/...``) before it
+    in the same row."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Where things are"):]
+    section = section[:section.index("\n## ", 4)]
+    named = set()
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        first_cell = row.split(" | ")[0]
+        folder = ""
+        for token in re.findall(r"`([^`]+)`", first_cell):
+            if "/" in token:
+                folder = token if token.endswith("/") else token.rsplit("/", 1)[0] + "/"
+                named.add(token)
+            else:
+                named.add(folder + token)
+    return named
+
+
+def test_the_readme_module_map_names_every_file_of_the_package():
+    package = ROOT / "fastopt"
+    if not (package / "_kernels.pyx").exists():
+        pytest.skip("the sources are not beside tests/ (tests of an installed wheel)")
+    named = _module_map()
+    files = {str(p.relative_to(ROOT)) for p in package.rglob("*")
+             if p.is_file() and p.suffix in (".py", ".pyx", ".pyi", ".typed", ".pxi")
+             and "__pycache__" not in p.parts}
+    folders = {n for n in named if n.endswith("/")}
+    covered = {f for f in files if f in named or any(f.startswith(d) for d in folders)}
+    assert sorted(files - covered) == [], "README 'Where things are' does not name these"
+    missing = sorted(n for n in named if not (ROOT / n).exists())
+    assert missing == [], "README 'Where things are' names paths that do not exist"

@@ -114,10 +114,27 @@ def _cycles(graph):
                     "(tests of an installed wheel)")
 def test_no_import_cycle_among_the_modules():
     graph = _graph(_modules(SOURCES))
-    # The one cycle left, until train's loops move out of its command line (issue 21's layout):
-    # _train imports _train_distributed for --distributed, which subclasses _train's loop.
-    remaining = [["fastopt._train", "fastopt._train_distributed"]]
-    assert _cycles(graph) == remaining
+    assert _cycles(graph) == []
+
+
+# The applications: the command lines and demos. They import the library; nothing else imports
+# them (the testing package's two command-line modules are registered by fastopt/__main__.py).
+APPLICATIONS = ("fastopt.__main__", "fastopt._apps", "fastopt.distributed.__main__",
+                "fastopt.testing._vectors", "fastopt.testing._conform_cli")
+
+
+def _is_application(name):
+    return any(name == a or name.startswith(a + ".") for a in APPLICATIONS)
+
+
+@pytest.mark.skipif(not SOURCES.is_dir(), reason="the sources are not beside tests/")
+def test_the_library_never_imports_the_applications():
+    graph = _graph(_modules(SOURCES))
+    library = {m for m in graph if not _is_application(m)}
+    assert {m: sorted(t for t in graph[m] if _is_application(t)) for m in library
+            if any(_is_application(t) for t in graph[m])} == {}
+    # Every module is one or the other, and the applications are the ones listed.
+    assert any(_is_application(m) for m in graph) and library
 
 
 @pytest.mark.skipif(not SOURCES.is_dir(), reason="the sources are not beside tests/")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _registry, _surfaces
+from fastopt._apps import registry as _registry, surfaces as _surfaces
 from fastopt.__main__ import main
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None

@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from fastopt import _bench, _train
+from fastopt._apps import bench as _bench, train as _train
 from fastopt.__main__ import main
 
 torch = pytest.importorskip("torch")

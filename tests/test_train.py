@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _course, _datasets, _mlp, _registry, _train
+from fastopt._apps import course as _course, datasets as _datasets, mlp as _mlp
+from fastopt._apps import loops as _loops, registry as _registry
 from fastopt.__main__ import main
 
 TINY = ["--layers", "20", "16", "12", "5", "--train-size", "700", "--test-size", "150",
@@ -136,8 +137,8 @@ def test_gradients_against_finite_differences():
 
 def test_both_loops_draw_the_same_batches():
     X, y, _, _ = tiny_data()
-    loader = fastopt.MiniBatches(X, y, batch_size=64, seed=_train.batch_rng(7), axis=1)
-    rng = _train.batch_rng(7)
+    loader = fastopt.MiniBatches(X, y, batch_size=64, seed=_loops.batch_rng(7), axis=1)
+    rng = _loops.batch_rng(7)
     Y = _course.one_hot(y, 5)
     for epoch in range(3):
         course = _course.random_mini_batches(X, Y, 64, rng)
@@ -155,9 +156,9 @@ def test_fastopt_and_course_loops_are_bit_identical(name, capsys):
     cls = _registry.optimizers()[name]
     data = tiny_data()
     params0 = _mlp.init_params([20, 16, 12, 5], seed=0)
-    fast_loop = _train.FastoptLoop(params0, data, cls, _registry.default_lr(cls), 64, 0)
+    fast_loop = _loops.FastoptLoop(params0, data, cls, _registry.default_lr(cls), 64, 0)
     fast = fast_loop.run(2, None, None)
-    course_loop = _train.CourseLoop(params0, data, cls, fast_loop.opt.hyperparameters, 64, 0)
+    course_loop = _loops.CourseLoop(params0, data, cls, fast_loop.opt.hyperparameters, 64, 0)
     course = course_loop.run(2, None, None)
     for k in params0:
         np.testing.assert_array_equal(fast.params[k], course.params[k], err_msg=k)
@@ -306,7 +307,7 @@ def test_threads_are_restored(capsys):
 
 
 def test_blas_threads_without_threadpoolctl_sets_and_restores(monkeypatch):
-    from fastopt import _blas
+    from fastopt._apps import blas as _blas
     hide_module(monkeypatch, "threadpoolctl")
     functions = _blas._openblas_functions()
     if functions is None:

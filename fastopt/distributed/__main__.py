@@ -21,7 +21,8 @@ import numpy as np
 from mpi4py import MPI
 
 import fastopt
-from fastopt import _cli, _experiment
+from fastopt import _experiment
+from fastopt._apps import cli as _cli
 from fastopt._optim import OPTIMIZERS
 from fastopt.distributed import DistributedOptimizer
 

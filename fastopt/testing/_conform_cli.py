@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .. import _cli
+from .._apps import cli as _cli
 from . import _conform, _conform_adapters
 
 # fastopt rule -> (torch.optim class name, the rule= given to from_torch).

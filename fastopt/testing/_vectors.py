@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from .. import _cli
+from .._apps import cli as _cli
 from .._version import __version__
 from . import _cases
 

@@ -5,7 +5,7 @@ Network: ``Z_l = W_l @ A_{l-1} + b_l``, ReLU on the hidden layers, softmax cross
 last; one example per column (the course's layout), float32. The gradients are written straight
 into a packed buffer (:func:`fastopt.pack_like`), so that an optimizer step is one kernel call.
 
-The arithmetic, in this order, is the one :mod:`fastopt._course` writes the course's way, with a
+The arithmetic, in this order, is the one :mod:`fastopt._apps.course` writes the course's way, with a
 fresh array per operation; both give the same bits on identically laid-out operands (the same
 NumPy and BLAS calls; a strided batch may round differently, docs/contract.md §1), and
 ``tests/test_train.py`` holds them to it:
@@ -23,7 +23,7 @@ goes; ``np.dot`` is used on both sides (``np.matmul`` picks BLAS routines by oth
 """
 import numpy as np
 
-from ._packing import pack, pack_like
+from .._packing import pack, pack_like
 
 
 def parameter_count(layers):

@@ -10,8 +10,8 @@ import argparse
 import math
 import os
 
-from . import _threads
-from ._validation import MAX_COUNT
+from .. import _threads
+from .._validation import MAX_COUNT
 
 # MAX_COUNT: the largest array dimension NumPy takes (a C ssize_t on 64-bit platforms), the
 # library's own bound on counts; a count beyond it can only fail later, inside NumPy or a

@@ -16,17 +16,17 @@ the k-th permutation of one seed, so the batches hold the same examples in the s
 Bit-identical to fastopt by construction of the arithmetic, not by accident: every
 hyperparameter is a Python float that NumPy 2 rounds once to float32 (NEP 50), ``1 - beta1**t``
 is Python's ``float.__pow__``, and each update has the expression order of the kernels
-(docs/contract.md §1 and §2). The forward and backward passes are :mod:`fastopt._mlp`'s
+(docs/contract.md §1 and §2). The forward and backward passes are :mod:`fastopt._apps.mlp`'s
 arithmetic in the same order, written the course's way (a new array per operation); they give
 the same bits only on operands laid out alike, since BLAS may round a product of a strided view
 differently (docs/contract.md §1), so the training loop that compares them
-(:class:`fastopt._train.CourseLoop`) copies each of this module's strided batches C-contiguous.
+(:class:`fastopt._apps.train.CourseLoop`) copies each of this module's strided batches C-contiguous.
 """
 import math
 
 import numpy as np
 
-from . import _optim
+from .. import _optim
 
 
 def random_mini_batches(X, Y, mini_batch_size, rng):
@@ -188,7 +188,7 @@ class CourseUpdater:
     """
 
     def __init__(self, cls, hyperparameters, parameters):
-        from . import _registry
+        from . import registry as _registry
         self.hyper = dict(hyperparameters)
         self.t = 0
         form = next((f for c, f in COURSE_FORMS.items() if cls is c), None)

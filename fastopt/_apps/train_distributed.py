@@ -1,10 +1,10 @@
-"""``python -m fastopt train --distributed``: the training of :mod:`fastopt._train`, data-parallel
+"""``python -m fastopt train --distributed``: the training of :mod:`fastopt._apps.train`, data-parallel
 over MPI ranks (run under ``mpiexec -n N``).
 
 Every rank builds the same data and initial weights from the one ``--seed`` and draws the same
 permutation every epoch; rank ``r`` takes part ``r`` of each global batch
 (``MiniBatches(..., rank=r, world=N)``) and computes the mean gradient over that part with the
-single-process code (:class:`fastopt._mlp.Network`);
+single-process code (:class:`fastopt._apps.mlp.Network`);
 :class:`fastopt.distributed.DistributedOptimizer` adds the ranks' gradients in rank order,
 multiplies the sum by ``1/N`` and steps, so that every rank holds the same parameters
 (docs/contract.md §9). Rank 0 prints the epoch lines. Their loss and train accuracy are the
@@ -19,7 +19,7 @@ computes each part's gradient in rank order exactly as the ranks do (the same co
 part), adds them in rank order in float32, multiplies the sum by ``1/N`` and steps a plain
 single-process optimizer.
 
-Importing this module imports mpi4py (through :mod:`fastopt.distributed`); :mod:`fastopt._train`
+Importing this module imports mpi4py (through :mod:`fastopt.distributed`); :mod:`fastopt._apps.train`
 imports it only for ``--distributed``.
 """
 import time
@@ -28,9 +28,9 @@ import numpy as np
 
 import fastopt
 
-from . import _mlp, _train
-from ._blas import blas_threads
-from .distributed import DistributedOptimizer  # first: its ImportError says what to install
+from . import loops as _loops, mlp as _mlp
+from .blas import blas_threads
+from ..distributed import DistributedOptimizer  # first: its ImportError says what to install
 from mpi4py import MPI  # after the import whose error explains a missing mpi4py
 
 
@@ -45,11 +45,11 @@ def part_batches(X, y, batch_size, seed, rank, world):
     Parameters
     ----------
     X, y : ndarray
-        Training data, one example per column, as from :mod:`fastopt._datasets`.
+        Training data, one example per column, as from :mod:`fastopt._apps.datasets`.
     batch_size : int
         The global batch size.
     seed : int
-        ``--seed``. The permutations come from :func:`fastopt._train.batch_rng`, the generator
+        ``--seed``. The permutations come from :func:`fastopt._apps.train.batch_rng`, the generator
         that the single-process loop uses, so the global batches are that loop's batches.
     rank, world : int
         This part's index, and how many parts each global batch is split into.
@@ -58,18 +58,18 @@ def part_batches(X, y, batch_size, seed, rank, world):
     -------
     fastopt.MiniBatches
     """
-    return fastopt.MiniBatches(X, y, batch_size=batch_size, seed=_train.batch_rng(seed), axis=1,
+    return fastopt.MiniBatches(X, y, batch_size=batch_size, seed=_loops.batch_rng(seed), axis=1,
                                rank=rank, world=world)
 
 
-class DistributedLoop(_train.FastoptLoop):
-    """:class:`fastopt._train.FastoptLoop` on one rank: its part of every batch, a
+class DistributedLoop(_loops.FastoptLoop):
+    """:class:`fastopt._apps.train.FastoptLoop` on one rank: its part of every batch, a
     :class:`DistributedOptimizer` step, and the epoch's figures added up on rank 0.
 
     Parameters
     ----------
     params0, data, cls, lr, batch_size, seed
-        As :class:`fastopt._train.FastoptLoop`; the same on every rank.
+        As :class:`fastopt._apps.train.FastoptLoop`; the same on every rank.
     comm : mpi4py.MPI.Intracomm
         The ranks that train together.
     shard_state : bool
@@ -99,12 +99,12 @@ class DistributedLoop(_train.FastoptLoop):
         Returns
         -------
         dict
-            As :meth:`fastopt._train._Loop.epoch`. On rank 0, ``loss``, ``train_acc`` and
+            As :meth:`fastopt._apps.train._Loop.epoch`. On rank 0, ``loss``, ``train_acc`` and
             ``losses`` cover the whole global batches; ``seconds`` and ``phases`` are rank 0's
             own (``optimizer step`` includes the communication).
         """
         net, opt, n, clock = self.net, self.opt, len(self.loader), time.perf_counter
-        phases = dict.fromkeys(_train.PHASES, 0.0)
+        phases = dict.fromkeys(_loops.PHASES, 0.0)
         mine, correct = self._mine, 0
         start = clock()
         batches = iter(self.loader)
@@ -116,7 +116,7 @@ class DistributedLoop(_train.FastoptLoop):
             t2 = clock()
             opt.step(net.grads)
             t3 = clock()
-            _train.add_phases(phases, t0, t1, t2, t3)
+            _loops.add_phases(phases, t0, t1, t2, t3)
             correct += right
             if progress is not None:
                 progress.batch(self.name, epoch, n_epochs, k + 1, n)
@@ -130,8 +130,8 @@ class DistributedLoop(_train.FastoptLoop):
                     seconds=seconds, phases=phases, losses=total[:n] / self.batch_sizes)
 
     def run(self, n_epochs, out, progress):
-        """Rank 0: as :meth:`fastopt._train._Loop.run` (a line per epoch, test accuracy, a
-        :class:`fastopt._train.Run`). The other ranks train without printing and return
+        """Rank 0: as :meth:`fastopt._apps.train._Loop.run` (a line per epoch, test accuracy, a
+        :class:`fastopt._apps.train.Run`). The other ranks train without printing and return
         None."""
         if self.rank == 0:
             return super().run(n_epochs, out, progress)
@@ -145,7 +145,7 @@ def one_process(params0, data, cls, lr, batch_size, seed, world, n_epochs):
     (docs/contract.md §9).
 
     For every global batch it computes each part's gradient in rank order, with the code and on
-    the part that rank computes it with (:class:`fastopt._mlp.Network`,
+    the part that rank computes it with (:class:`fastopt._apps.mlp.Network`,
     :func:`part_batches`). It adds them in rank order, ``((g_0 + g_1) + g_2) + ...``, in
     float32. It multiplies the sum by ``1/world`` (a Python float rounded once to float32,
     skipped at ``world == 1`` where it changes no bit) and steps a plain ``cls``.
@@ -194,7 +194,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
         The optimizer class and learning rate, the layer sizes, ``(X, y, X_test, y_test)`` and
         the initial parameters, the same on every rank.
     out, err : file
-        Where rank 0 prints (the other ranks get a sink from :func:`fastopt._train.main`).
+        Where rank 0 prints (the other ranks get a sink from :func:`fastopt._apps.train.main`).
     plt : module or None
         ``matplotlib.pyplot`` for ``--plot``.
 
@@ -210,7 +210,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
           f"adds the ranks' gradients in rank order, times 1/{world}, and steps (shard_state="
           f"{args.shard_state}). Loss and train accuracy: the ranks' sums added on rank 0, for "
           f"display only.", file=out, flush=True)
-    progress = _train.Progress(err, enabled=root and not args.quiet)
+    progress = _loops.Progress(err, enabled=root and not args.quiet)
     reference, check_seconds = None, 0.0
     with fastopt.num_threads(args.threads), blas_threads(args.threads) as blas_set:
         if not blas_set:
@@ -233,7 +233,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
     if plt is not None:
         title = (f"fastopt train --distributed: {'-'.join(map(str, layers))}, {cls.__name__} "
                  f"lr {lr:g}, batch {args.batch_size} over {world} ranks, {args.data} data")
-        print(f"wrote {_train.plot(run, args.plot, plt, title)}", file=out)
+        print(f"wrote {_loops.plot(run, args.plot, plt, title)}", file=out)
     timings = loop.opt.timings
     total = sum(e["seconds"] for e in run.epochs)
     share = sum(e["phases"]["optimizer step"] for e in run.epochs) / total
@@ -248,7 +248,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
     what = ("one process that computes the same per-part gradients and sums them in rank "
             "order (docs/contract.md §9)")
     final = {k: reference[k] for k in run.params}
-    bad = _train.differing(run.params, final)
+    bad = _loops.differing(run.params, final)
     if bad:
         print(f"--check: final parameters NOT bit-identical to {what}: {', '.join(bad)}. "
               f"Please report this.", file=out)

@@ -1,6 +1,6 @@
 """``python -m fastopt surfaces``: the course's "problem of local optima", made visible.
 
-Every optimizer fastopt has (:mod:`fastopt._registry`) runs, as a ``fastopt`` object over one
+Every optimizer fastopt has (:mod:`fastopt._apps.registry`) runs, as a ``fastopt`` object over one
 2-element float64 array, on two-dimensional test functions with analytic NumPy gradients: a
 saddle point, a plateau, Rosenbrock's valley, Beale's function and Himmelblau's four minima. A
 table tells, per function and optimizer, how many steps it took to come within a tolerance of
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from . import _cli, _registry
+from . import cli as _cli, registry as _registry
 
 LR_GRID = tuple(float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 3)) + (1.0,)
 
@@ -363,7 +363,7 @@ def main(args, out=None, err=None):
     err = err if err is not None else sys.stderr
     plt = None
     if args.plot:  # fail before running, not after
-        from ._demo import require_matplotlib
+        from .demo import require_matplotlib
         plt = require_matplotlib()
     registry = _registry.optimizers()
     names = args.functions or list(SURFACES)
