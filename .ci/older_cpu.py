@@ -1,7 +1,7 @@
 """Run a command as if on an older CPU: NumPy's SIMD dispatch narrowed, fastopt's baseline variant.
 
-    python .ci/older_cpu.py pytest -q tests/test_train.py              # NumPy's baseline loops
-    python .ci/older_cpu.py --numpy avx2 pytest -q tests/test_train.py   # NumPy's AVX2 loops
+    python .ci/older_cpu.py pytest -q tests/apps/test_train.py              # NumPy's baseline loops
+    python .ci/older_cpu.py --numpy avx2 pytest -q tests/apps/test_train.py   # NumPy's AVX2 loops
 
 NumPy compiles its loops for a baseline (x86-64-v2 in NumPy 2.4) and dispatches at run time to
 the best of ``__cpu_dispatch__`` the CPU has; ``NPY_DISABLE_CPU_FEATURES`` turns dispatch targets

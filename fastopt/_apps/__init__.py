@@ -3,5 +3,5 @@ with what only they use (the MLP and its data, the course-style training loop, B
 the shared argparse types).
 
 They import the library (fastopt, fastopt.reference, fastopt.lab, fastopt.torch); the library
-never imports them (tests/test_imports.py checks it).
+never imports them (tests/package/test_imports.py checks it).
 """

@@ -8,7 +8,7 @@ into a packed buffer (:func:`fastopt.pack_like`), so that an optimizer step is o
 The arithmetic, in this order, is the one :mod:`fastopt._apps.course` writes the course's way, with a
 fresh array per operation; both give the same bits on identically laid-out operands (the same
 NumPy and BLAS calls; a strided batch may round differently, docs/contract.md §1), and
-``tests/test_train.py`` holds them to it:
+``tests/apps/test_train.py`` holds them to it:
 
 * forward: ``Z = np.dot(W, A) + b``; hidden ``A = np.maximum(0, Z)``; output
   ``E = np.exp(Z - np.max(Z, axis=0, keepdims=True))``, ``P = E / np.sum(E, axis=0,

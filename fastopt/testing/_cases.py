@@ -540,7 +540,7 @@ def cases(rule=None, dtype=None, *, small=False):
     dtype : dtype-like, optional
         Only this dtype.
     small : bool, default False
-        A quick subset, the committed vectors of ``tests/vectors``: per rule its defaults in
+        A quick subset, the committed vectors of ``tests/conformance/vectors``: per rule its defaults in
         both dtypes and every other option set once (9 elements, off the boundary), edge
         values under each non-finite policy, a late window; for Adam also 0 and 1 elements,
         the second late window, clipping with edge values, and a 1000-step run.

@@ -2,7 +2,7 @@
 
     python -m fastopt vectors --rule adam --dtype float32 --out DIR
     python -m fastopt vectors --all --out DIR            # the whole catalogue
-    python -m fastopt vectors --all --small --no-npz --out tests/vectors   # the committed set
+    python -m fastopt vectors --all --small --no-npz --out tests/conformance/vectors   # the committed set
 
 Writes into DIR (docs/contract.md §11 describes the format, version :data:`FORMAT_VERSION`):
 
@@ -198,7 +198,7 @@ def add_parser(subparsers):
     p.add_argument("--all", action="store_true", help="every rule (and both dtypes unless "
                                                       "--dtype)")
     p.add_argument("--small", action="store_true",
-                   help="the quick subset (the committed tests/vectors) instead of the whole "
+                   help="the quick subset (the committed tests/conformance/vectors) instead of the whole "
                         "catalogue")
     p.add_argument("--no-npz", dest="npz", action="store_false",
                    help="write no .npz files")

@@ -185,7 +185,7 @@ def test_bench_torch_steps_fastopt_torch(name):
 # -- benchmarks/torch_ulp_distance.py ---------------------------------------------------------
 
 def load_benchmark(name):
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not path.exists():
         pytest.skip("benchmarks/ is not beside tests/ (tests of an installed wheel)")
     spec = importlib.util.spec_from_file_location(name, path)

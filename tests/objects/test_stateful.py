@@ -30,6 +30,9 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 import fastopt
 import fastopt.reference
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 # --- shared helpers ------------------------------------------------------------------------------
 
 STEPS = Counter()  # machine name -> rules run (printed by conftest.pytest_terminal_summary)

@@ -13,6 +13,9 @@ import pytest
 import fastopt
 from fastopt import _config, _dispatch
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 
 def _openmp_flag(cflags):
     return "-fopenmp" in cflags.split() or "/openmp" in cflags.split()

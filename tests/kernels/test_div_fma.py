@@ -27,6 +27,9 @@ import fastopt.reference
 from fastopt import _dispatch
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 FULL = os.environ.get("FASTOPT_FULL_SWEEP", "") not in ("", "0")
 STRIDE = 8191  # bit patterns: about 524,000 x per divisor in CI
 FMA_MODULES = [m for m in _dispatch.MODULES.values() if getattr(m, "FMA", False)]
@@ -281,6 +284,7 @@ OPTIONS = [dict(), dict(amsgrad=True), dict(weight_decay=0.1),
            dict(amsgrad=True, weight_decay=0.01, decoupled=True, maximize=True)]
 
 
+@pytest.mark.asan
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o) or "plain")
 @pytest.mark.parametrize("t", [1, 2, 10, 1000, 20000])
 def test_adam_on_the_edges_matches_the_reference(fast_config, dtype, t, options):
@@ -300,6 +304,7 @@ def test_adam_on_the_edges_matches_the_reference(fast_config, dtype, t, options)
         assert_ulp_equal(a, b, err_msg=name)
 
 
+@pytest.mark.asan
 @needs_fma
 @pytest.mark.parametrize("threads", [1, 2])
 def test_both_paths_of_the_adam_loop_run(dtype, threads):
@@ -338,6 +343,7 @@ def test_calls_beyond_the_cache_divide(dtype):
                 assert_ulp_equal(got, expected)
 
 
+@pytest.mark.asan
 @needs_fma
 def test_the_adam_loop_takes_the_fma_path():
     """On a variant with FMA, in the default floating-point mode, the divisions are available

@@ -10,6 +10,9 @@ import fastopt.lab
 import fastopt.reference
 import fastopt.reference.lab
 
+# Markers (pyproject.toml): bits: compares bits; asan: runs under ASan (.ci/run selects by them).
+pytestmark = [pytest.mark.bits, pytest.mark.asan]
+
 LABS = {"fastopt": fastopt.lab, "reference": fastopt.reference.lab}
 ITERS = {"fastopt": fastopt, "reference": fastopt.reference}
 DATA_DTYPES = [np.float32, np.float64, np.int64, np.int16, np.uint8, np.bool_, np.complex128]

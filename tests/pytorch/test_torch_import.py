@@ -39,7 +39,7 @@ def test_readme_section_example_runs():
     import re
 
     import torch
-    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text[text.index("## PyTorch: `fastopt.torch`"):text.index("## Install")]
     code = re.search(r"```\n(.*?)```", section, re.S).group(1)
     model = torch.nn.Linear(3, 2)

@@ -16,6 +16,9 @@ import fastopt.reference
 import oracle
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits; asan: runs under ASan (.ci/run selects by them).
+pytestmark = [pytest.mark.bits, pytest.mark.asan]
+
 SHAPES = [(0,), (1,), (3,), (7,), (8,), (15,), (16,), (17,), (31,), (33,), (1000,), (100003,),
           (37, 29)]
 STEPS = 21

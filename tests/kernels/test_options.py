@@ -13,6 +13,9 @@ import fastopt.reference
 from fastopt import schedules
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 SHAPES = {"W1": (33, 17), "b1": (33, 1), "W2": (5, 33), "b2": (5, 1)}
 
 

@@ -7,6 +7,9 @@ import fastopt.lab
 import fastopt.reference.lab
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 LABS = {"fastopt": fastopt.lab, "reference": fastopt.reference.lab}
 LAYERS = [[2, 5, 2, 1], [3, 1], [4, 7, 6, 5, 3, 1]]
 

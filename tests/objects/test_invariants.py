@@ -21,6 +21,9 @@ import fastopt.reference
 from fastopt import _dispatch
 from fastopt import _validation as _v
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 ITERS = {"fastopt": fastopt, "reference": fastopt.reference}
 
 

@@ -4,6 +4,9 @@ import re
 import numpy as np
 import pytest
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 N = 6
 
 

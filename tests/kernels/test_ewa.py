@@ -10,6 +10,9 @@ import fastopt.reference
 from fastopt import EWA
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits; asan: runs under ASan (.ci/run selects by them).
+pytestmark = [pytest.mark.bits, pytest.mark.asan]
+
 EWAS = {"fastopt": fastopt.ewa, "reference": fastopt.reference.ewa}
 LENGTHS = [0, 1, 2, 17, 1000]
 BETAS = [0.0, 0.5, 0.9, 0.98, 0.999, float(np.nextafter(1.0, 0.0))]

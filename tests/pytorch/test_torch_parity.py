@@ -9,6 +9,9 @@ torch = pytest.importorskip("torch")
 import fastopt.reference as ref  # noqa: E402
 import fastopt.torch as fo  # noqa: E402
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 SIZES = [1, 7, 17, 1000, 100003]
 STEPS = 4
 

@@ -9,6 +9,9 @@ import pytest
 
 import fastopt
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 N = 100_000  # 400 KB per float32 array: any temporary array would dwarf the threshold below
 
 

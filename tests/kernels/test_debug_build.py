@@ -9,6 +9,9 @@ import pytest
 
 from fastopt import _dispatch
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 DEBUG_BUILD = "-O0" in _dispatch.kernels.CFLAGS
 
 

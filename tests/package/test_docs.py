@@ -13,7 +13,7 @@ try:
 except ImportError:
     tomllib = None
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULES = ["fastopt", "fastopt.reference", "fastopt.lab", "fastopt.reference.lab",
            "fastopt.testing", "fastopt.testing._ulp", "fastopt.testing._cases",
            "fastopt.testing._conform", "fastopt.testing._conform_adapters", "fastopt.schedules", "fastopt._smoothing", "fastopt._lab",
@@ -61,8 +61,8 @@ def readme_blocks():
 
 def is_mpi_example(text):
     # The README's data-parallel example ("Data-parallel training over MPI", a ```py block):
-    # it runs under mpiexec, so its test belongs with the MPI tests (tests/test_distributed.py,
-    # tests/mpi/), not in this process.
+    # it runs under mpiexec, so its test belongs with the MPI tests (tests/distributed/test_distributed.py,
+    # tests/distributed/mpi/), not in this process.
     return "from fastopt.distributed import" in text
 
 

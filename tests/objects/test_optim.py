@@ -13,6 +13,9 @@ import oracle
 from fastopt import schedules
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 CLASSES = {"SGD": ("sgd", ()), "Momentum": ("momentum", ("velocity",)),
            "RMSProp": ("rmsprop", ("sq_avg",)), "Adam": ("adam", ("m", "v"))}
 HYPER = {"SGD": dict(lr=0.05), "Momentum": dict(lr=0.05, beta=0.8),

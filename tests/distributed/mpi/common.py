@@ -1,4 +1,4 @@
-"""Shared by the scripts that tests/test_distributed.py runs under ``mpiexec``: abort the whole
+"""Shared by the scripts that tests/distributed/test_distributed.py runs under ``mpiexec``: abort the whole
 job on the first failure (so that no rank waits forever in a collective), deterministic
 parameters and per-rank gradients, and the single-process run each rank compares itself to."""
 import sys
@@ -26,7 +26,7 @@ sys.excepthook = _abort
 
 # A rank left waiting in a collective must fail the test, not hang it: after WATCHDOG seconds
 # the job is aborted from a timer thread (mpi4py initialises MPI with MPI_THREAD_MULTIPLE).
-# The scripts take 1-5 s here; tests/test_distributed.py's own timeout is longer still.
+# The scripts take 1-5 s here; tests/distributed/test_distributed.py's own timeout is longer still.
 WATCHDOG = 90
 
 

@@ -12,6 +12,9 @@ import fastopt.lab
 import fastopt.reference.lab
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 LABS = {"fastopt": fastopt.lab, "reference": fastopt.reference.lab}
 RUNS = [
     ("gd", dict(learning_rate=0.0007)),
@@ -106,7 +109,7 @@ def test_model_returns_parameters_and_validates(capsys):
 
 
 def test_predict_prints_the_accuracy_and_returns_the_predictions(capsys):
-    # Like the course's predict (tests/test_course_users.py compares with its loop); it
+    # Like the course's predict (tests/course/test_course_users.py compares with its loop); it
     # returned the accuracy before, which this test checked in the printed line.
     X, Y = fastopt.lab.load_dataset()
     params = fastopt.lab.initialize_parameters([2, 5, 2, 1])

@@ -11,6 +11,9 @@ from fastopt._apps import course as _course, datasets as _datasets, mlp as _mlp
 from fastopt._apps import loops as _loops, registry as _registry
 from fastopt.__main__ import main
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 TINY = ["--layers", "20", "16", "12", "5", "--train-size", "700", "--test-size", "150",
         "--quiet"]  # 700 = 10 batches of 64 + one of 60: the short last batch is exercised
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None

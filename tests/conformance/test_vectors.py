@@ -1,7 +1,7 @@
 """Known-answer vectors (fastopt.testing.cases, ``python -m fastopt vectors``, docs/contract.md
 §11): the catalogue covers what it claims, fastopt's compiled objects reproduce every case on
-every SIMD variant and thread count, the committed set in tests/vectors regenerates byte for
-byte, and a plain-C program (tests/c/kat_adam.c) replays the files bit for bit.
+every SIMD variant and thread count, the committed set in tests/conformance/vectors regenerates byte for
+byte, and a plain-C program (tests/conformance/c/kat_adam.c) replays the files bit for bit.
 """
 import doctest
 import hashlib
@@ -23,10 +23,13 @@ from fastopt.testing import _cases, _vectors
 
 from conftest import FAST_CONFIGS, kernel_config
 
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
+
 HERE = pathlib.Path(__file__).resolve().parent
 COMMITTED = HERE / "vectors"
 C_SOURCE = HERE / "c" / "kat_adam.c"
-REGENERATE = "python -m fastopt vectors --all --small --no-npz --out tests/vectors"
+REGENERATE = "python -m fastopt vectors --all --small --no-npz --out tests/conformance/vectors"
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +251,7 @@ def test_committed_vectors_regenerate_byte_for_byte(tmp_path, small):
     """Any change to the reference's bits (or to the data, names or format) fails here: that
     is a contract change, to be made deliberately."""
     _vectors.write(small, tmp_path, npz=False)
-    how = (f"the regenerated known-answer vectors differ from the committed tests/vectors. "
+    how = (f"the regenerated known-answer vectors differ from the committed tests/conformance/vectors. "
            f"This is a change of the reference's bits (or of the cases or the file format): "
            f"a contract change. If it is deliberate, regenerate with `{REGENERATE}`, bump "
            f"CONTRACT_VERSION (bits) or FORMAT_VERSION (layout) in "
@@ -289,7 +292,7 @@ def test_contract_documents_the_versions():
 
 @pytest.fixture(scope="module")
 def kat_c(tmp_path_factory):
-    """tests/c/kat_adam.c built with the C compiler Python was built with (the one the
+    """tests/conformance/c/kat_adam.c built with the C compiler Python was built with (the one the
     extension build uses), -O2 -ffp-contract=off, no -ffast-math."""
     cc = shlex.split(sysconfig.get_config_var("CC") or "")
     if not cc or shutil.which(cc[0]) is None:

@@ -23,6 +23,9 @@ import fastopt.reference.lab
 from fastopt import schedules
 from fastopt.testing import assert_ulp_equal
 
+# Markers (pyproject.toml): asan: runs under ASan (.ci/run selects by them).
+pytestmark = pytest.mark.asan
+
 IMPLS = (fastopt.reference, fastopt)
 FLOATS = (np.float32, np.float64)
 COUNTER = {"cases": 0}

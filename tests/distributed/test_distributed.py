@@ -2,7 +2,7 @@
 
 The MPI tests start real processes: ``mpiexec -n 1``, ``-n 2`` and ``-n 3`` (an uneven split of
 the buffer and of the batches, and more ranks than this machine's 2 cores) on the scripts in
-``tests/mpi/``, which abort the job on the first failed check, and on ``python -m fastopt train
+``tests/distributed/mpi/``, which abort the job on the first failed check, and on ``python -m fastopt train
 --distributed --check``. They are skipped, with the
 reason, when mpi4py or mpiexec is missing (``pip install ".[mpi]"`` brings both). The
 mini-batch split and the optional import run everywhere.
@@ -20,6 +20,9 @@ import pytest
 
 import fastopt
 import fastopt.reference
+
+# Markers (pyproject.toml): bits: compares bits (.ci/run selects by them).
+pytestmark = pytest.mark.bits
 
 SCRIPTS = Path(__file__).parent / "mpi"
 TIMEOUT = 120  # seconds per mpiexec run; each takes 1-5 s here
@@ -119,7 +122,7 @@ def test_training_resumes_bit_for_bit_mid_epoch_with_its_loader(n, tmp_path):
 def readme_mpi_example():
     """The README's data-parallel example: its one code block that builds a
     DistributedOptimizer (fenced ``py``: it runs under mpiexec, not in test_docs)."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```py(?:thon)?\n(.*?)```", text, re.S)
               if "DistributedOptimizer(" in b and "mpiexec" in b]
     assert len(blocks) == 1, "expected one data-parallel example in the README"

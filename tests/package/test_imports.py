@@ -17,7 +17,7 @@ import pytest
 import fastopt
 
 PACKAGE = pathlib.Path(fastopt.__file__).parent
-SOURCES = pathlib.Path(__file__).resolve().parents[1] / "fastopt"
+SOURCES = pathlib.Path(__file__).resolve().parents[2] / "fastopt"
 
 
 def _modules(root):
