@@ -290,6 +290,20 @@ def test_torch_sgd_as_course_momentum_differs_exactly_at_step_one():
         from_torch(torch.optim.SGD, rule="Momentum", momentum=0.9, dampening=0.0)
 
 
+def test_torch_sgd_as_course_momentum_with_momentum_alone():
+    torch = pytest.importorskip("torch")
+    # momentum alone: dampening defaults to it (it used to be popped before being read)
+    fn = from_torch(torch.optim.SGD, rule="Momentum", momentum=0.5)
+    assert fn.fixed_hyper == {"beta": 0.5}
+    case = trajectory("Momentum", np.float32, size=9, steps=3, beta=0.5)
+    report = check_update(fn, cases=[case])
+    assert len(report.run) == 1 and not report.errors, str(report)
+    assert from_torch(torch.optim.SGD, rule="Momentum", dampening=0.9).fixed_hyper == \
+        {"beta": 0.9}
+    assert from_torch(torch.optim.SGD, rule="Momentum", momentum=0.5,
+                      dampening=0.5).fixed_hyper == {"beta": 0.5}
+
+
 def test_torch_adapters_run_every_option_set_torch_has():
     torch = pytest.importorskip("torch")
     for cls, rule in ((torch.optim.SGD, "SGD"), (torch.optim.RMSprop, "RMSProp"),
