@@ -198,6 +198,36 @@ def test_edge_classes_nan_where_nan_no_spurious_inf():
         "spurious inf" in r.edges["max_finite"].problems
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flush_to_zero_is_an_edge_problem_not_values_differ(dtype):
+    # the usual -ffast-math failure: subnormal inputs and results flushed to zero, the sign
+    # kept (so "zero sign" does not see it) and 1 ULP from the smallest subnormal
+    case = trajectory("SGD", dtype, size=64, steps=5, offset=1, edges=True)
+    tiny = np.finfo(dtype).tiny
+
+    def ftz_sgd(param, grad, state, *, t, lr):
+        g = np.where(np.abs(grad) < tiny, dtype(0), grad)
+        p = param - dtype(lr) * g
+        param[...] = np.where(np.abs(p) < tiny, dtype(0) * np.sign(p), p)
+
+    report = check_update(ftz_sgd, "SGD", cases=[case])
+    e = report.results[0].edges["subnormal"]
+    assert not e.matches and set(e.problems) == {"flushed to zero"}
+    step, index = e.problems["flushed to zero"]
+    assert step == 1 and index in case.edges["subnormal"]
+    assert case.expected_param[0, index] != 0 and report.results[0].got["param"][0, index] == 0
+    assert "flushed to zero at step 1" in str(e)
+    assert all(report.results[0].edges[c].matches for c in case.edges if c != "subnormal")
+    assert report.max_ulp <= 8  # within a few ULP, and yet:
+    with pytest.raises(AssertionError, match="flushed to zero"):
+        report.assert_conforms(max_ulp=8)
+    # the same function without the flush matches in behaviour
+    def plain_sgd(param, grad, state, *, t, lr):
+        param -= lr * grad
+    assert all(e.matches for e in check_update(plain_sgd, "SGD",
+                                               cases=[case]).results[0].edges.values())
+
+
 def test_cases_the_function_cannot_run_are_listed_with_the_reason():
     cs = [trajectory("Adam", np.float32, size=9, steps=3),
           trajectory("Adam", np.float32, size=9, steps=3, amsgrad=True)]

@@ -8,7 +8,7 @@ step counts, edge values), and returns a :class:`ConformanceReport`: per case, s
 the largest and 99th-percentile ULP distance to ``fastopt.reference`` and the fraction of
 bit-identical elements; the first divergence (step, index, the inputs there, expected, got); and
 per edge-value class whether the behaviour matches (NaN where NaN, the sign of zero kept, no
-spurious or missing inf).
+spurious or missing inf, no subnormal flushed to zero).
 
 The calling convention
 ----------------------
@@ -209,7 +209,8 @@ class Divergence:
 class EdgeResult:
     """How an edge-value class behaved: ``problems`` names each kind of mismatch found at its
     elements ("NaN missing", "spurious NaN", "spurious inf", "missing inf", "inf sign",
-    "zero sign"), with the first (step, index) of each; empty when the behaviour matches.
+    "zero sign", "flushed to zero": ±0 where the reference has a nonzero subnormal), with the
+    first (step, index) of each; empty when the behaviour matches.
     ``identical`` says whether every bit matched too (finite values may differ by ULPs and
     still match in behaviour)."""
 
@@ -326,6 +327,7 @@ class CaseResult:
             idx = np.asarray(idx, np.int64)
             problems = {}
             same = True
+            tiny = np.finfo(self.case.dtype).tiny  # the smallest normal number
             for n in self.arrays:
                 g, e = self.got[n][:, idx], self.expected(n)[:, idx]
                 same = same and bool(self.same[n][:, idx].all())
@@ -338,6 +340,10 @@ class CaseResult:
                     "missing inf": ei & ~gi & ~gn,
                     "inf sign": gi & ei & (np.signbit(g) != np.signbit(e)),
                     "zero sign": (g == 0) & (e == 0) & (np.signbit(g) != np.signbit(e)),
+                    # flush-to-zero (-ffast-math, FTZ/DAZ): ±0 where the expectation is a
+                    # nonzero subnormal; 1 ULP from the smallest subnormal, so only this
+                    # check (not a distance limit) catches it
+                    "flushed to zero": (g == 0) & (e != 0) & (np.abs(e) < tiny),
                 }
                 for kind, mask in checks.items():
                     if mask.any() and kind not in problems:
@@ -485,7 +491,7 @@ class ConformanceReport:
         edges = self.edge_summary()
         if edges:
             lines.append("edge values (cases whose behaviour matches: NaN where NaN, no "
-                         "spurious inf, the sign of zero):")
+                         "spurious inf, the sign of zero, subnormals not flushed):")
             for cls, (n, ok, first) in edges.items():
                 lines.append(f"  {cls:<10} {ok}/{n}" + (f"  first: {first}" if first else ""))
         for name, step, err in self.errors[:5]:

@@ -60,7 +60,7 @@ def add_parser(sub):
                     "99th-percentile ULP distance to fastopt.reference over every step and "
                     "array, the fraction bit-identical, zeros of the other sign (0 ULP apart), "
                     "the first divergence and whether edge values behave alike (NaN where "
-                    "NaN, no spurious inf, the sign of zero). TARGET: 'torch' (every "
+                    "NaN, no spurious inf, the sign of zero, subnormals not flushed to zero). TARGET: 'torch' (every "
                     "torch.optim optimizer fastopt implements; torch's SGD(momentum=beta, "
                     "dampening=beta) against the course's Momentum), 'fastopt' (the compiled "
                     "kernels), or MODULE:FUNCTION, a function "
