@@ -80,6 +80,24 @@ def test_names_tell_cases_apart():
                       start_step=5).name == "adamw-wd0.1-nfskip-float64-n17-off0-t5-7"
 
 
+def test_names_depend_on_values_only_and_are_file_safe():
+    base = "sgd-default-float32-n17-off0-t1-10"
+    # NumPy scalars name the case as the Python numbers do (their repr is not file-safe)
+    assert trajectory("SGD", np.float32, weight_decay=np.float64(0.1)).name == \
+        trajectory("SGD", np.float32, weight_decay=0.1).name == "sgd-wd0.1-float32-n17-off0-t1-10"
+    assert trajectory("SGD", np.float32, lr=np.float64(0.1)).name == base + "-lr0.1"
+    assert trajectory("SGD", np.float32, momentum=0.9, nesterov=np.True_).name == \
+        trajectory("SGD", np.float32, momentum=0.9, nesterov=True).name
+    assert trajectory("SGD", np.float32, weight_decay=1).name == \
+        trajectory("SGD", np.float32, weight_decay=1.0).name
+    # the default rate given explicitly is the default case: one name
+    assert trajectory("SGD", np.float32, lr=0.01).name == base
+    assert trajectory("SGD", np.float32, schedule=np.float64(0.01)).name == base
+    for c in (trajectory("Adam", np.float64, beta1=np.float32(0.5), lr=np.float64(0.25)),
+              trajectory("Adagrad", np.float32, initial_accumulator_value=np.float64(1e-30))):
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", c.name), c.name
+
+
 def test_case_fields_follow_the_interface():
     case = trajectory("RMSProp", np.float64, size=5, steps=4, centered=True, momentum=0.5)
     assert isinstance(case, Case)
