@@ -471,6 +471,15 @@ def test_cli_conform_module_function_and_plot(tmp_path, capsys, monkeypatch):
                  "0"]) == 1
 
 
+def test_cli_conform_a_rule_given_twice_runs_once(capsys):
+    from fastopt.__main__ import main
+    assert main(["conform", "fastopt", "--only", "Adam", "adam", "SGD", "--dtype",
+                 "float32"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nfastopt.Adam (Adam):") == 1 and out.count("\nfastopt.SGD (SGD):") == 1
+    assert out.index("fastopt.Adam (Adam)") < out.index("fastopt.SGD (SGD)")
+
+
 def test_cli_bad_targets_are_usage_errors(capsys):
     from fastopt.__main__ import main
     for argv in (["conform", "no_such_module_xyz:f", "--rule", "SGD"],

@@ -255,6 +255,29 @@ def test_cli_refuses_a_missing_selection(tmp_path, capsys):
     assert "give --rule RULE ... or --all" in capsys.readouterr().err
 
 
+def test_cli_writes_a_rule_or_dtype_given_twice_once(tmp_path, capsys):
+    assert cli.main(["vectors", "--rule", "sgd", "SGD", "--dtype", "float32", "float32",
+                     "--small", "--no-npz", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    names = [e["name"] for e in json.loads((tmp_path / "manifest.json").read_bytes())["cases"]]
+    assert len(names) == len(set(names)) == len(cases("SGD", np.float32, small=True))
+    assert f"wrote {len(names)} cases (SGD; float32)" in out
+    # a small set is counted in KiB, not "0.0 MiB"
+    assert re.search(r"index.txt and \d+\.\d KiB in all", out), out
+
+
+def test_cli_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["vectors", "--rule", "sgd", "--small", "--out", str(out)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --out:" in err and "is a file" in err and "Traceback" not in err
+    assert afile.read_text() == "x"
+
+
 def test_nans_are_written_canonical():
     x = np.array([np.nan, -np.nan, 1.0], np.float32)
     x[0:1].view(np.uint32)[0] = 0x7FC12345  # a payload

@@ -95,9 +95,17 @@ def add_parser(sub):
     return p
 
 
+def _unique(rules):
+    """``rules`` without repeats (any letter case), in order: a rule given twice runs once."""
+    seen = {}
+    for r in rules:
+        seen.setdefault(r.lower(), r)
+    return list(seen.values())
+
+
 def _functions(args):
     """(fn, rule) pairs for the target."""
-    rules = args.only or list(_conform.RULES)
+    rules = _unique(args.only) if args.only else list(_conform.RULES)
     if args.target == "torch":
         import inspect
 
