@@ -299,6 +299,31 @@ def test_bad_arguments():
                      cases=[trajectory("Adam", np.float32)]).assert_conforms()
 
 
+def test_one_dtype_or_case_is_accepted_and_bad_ones_name_the_argument():
+    def f(param, grad, state, *, t, lr):
+        param -= lr * grad
+    c32, c64 = trajectory("SGD", np.float32, size=9, steps=2), \
+        trajectory("SGD", np.float64, size=9, steps=2)
+    # a single string is one dtype (it iterated its characters: "got int64")
+    report = check_update(f, "SGD", cases=[c32, c64], dtypes="float32")
+    assert [r.case.name for r in report.results] == [c32.name]
+    assert check_update(f, "SGD", cases=[c32, c64], dtypes=np.float64).results[0].case is c64
+    assert {r.case.dtype for r in check_update(f, "SGD", dtypes="float64",
+                                               small=True).results} == {np.dtype(np.float64)}
+    # a single Case is one case
+    report = check_update(f, "SGD", cases=c32)
+    assert len(report.results) == 1 and report.bit_identical
+    for kwargs, match in ((dict(cases=[1, 2]), r"cases\[0\] is int, not a Case"),
+                          (dict(cases=[c32, "x"]), r"cases\[1\] is str, not a Case"),
+                          (dict(cases=3), "cases must be a Case or a sequence of Cases"),
+                          (dict(cases="sgd"), "cases must be a Case or a sequence of Cases"),
+                          (dict(dtypes=["float16"]), "dtypes must hold float32 or float64"),
+                          (dict(dtypes=[None]), "dtypes must hold float32 or float64"),
+                          (dict(dtypes=5), "dtypes must be a dtype or a sequence")):
+        with pytest.raises(TypeError, match=match):
+            check_update(f, "SGD", **kwargs)
+
+
 # -- torch -----------------------------------------------------------------------------------
 
 def test_torch_sgd_as_course_momentum_differs_exactly_at_step_one():

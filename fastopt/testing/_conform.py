@@ -658,11 +658,12 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
     rule : str, optional
         "SGD", "Momentum", "RMSProp", "Adam", "AdamW" or "Adagrad" (any letter case): which of
         fastopt's rules ``fn`` claims to compute. Default: ``fn.rule`` (the adapters set it).
-    cases : list of Case, optional
+    cases : Case or list of Case, optional
         The cases to run (``fastopt.testing.trajectory(...)``, ``cases(...)``). Default: the
         catalogue of ``rule`` (:func:`fastopt.testing.cases`).
-    dtypes : sequence of dtype, optional
-        Only these dtypes of the catalogue (default: float32 and float64).
+    dtypes : dtype or sequence of dtype, optional
+        Only these dtypes (``"float32"``, ``[np.float32, np.float64]``) of the catalogue or of
+        ``cases`` (default: float32 and float64).
     small : bool, default False
         The catalogue's quick subset (a few hundred steps in all per rule).
     hyper : dict, optional
@@ -701,15 +702,17 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
     if unknown:
         raise ValueError(f"hyper has {unknown}, which fastopt.reference.{rule} does not take; "
                          f"its keywords are {sorted(defaults)}")
+    from ._cases import DTYPES, Case
+    if dtypes is not None:
+        dtypes = _v.check_conform_dtypes(dtypes, DTYPES)
+    if cases is not None:
+        cases = _v.check_conform_cases(cases, Case)
     accepted = _accepted(fn)
     label = name or getattr(fn, "__qualname__", None) or repr(fn)
     if cases is None:
         cases = _default_cases(rule, dtypes, small, fixed, accepted, defaults)
-    else:
-        cases = list(cases)
-        if dtypes is not None:
-            keep = {np.dtype(d) for d in dtypes}
-            cases = [c for c in cases if c.dtype in keep]
+    elif dtypes is not None:
+        cases = [c for c in cases if c.dtype in dtypes]
     results = []
     for case in cases:
         if case.rule != rule:
