@@ -257,6 +257,30 @@ def test_a_function_that_raises_or_returns_the_wrong_dtype_is_reported_not_raise
     assert "float64" in r.errors[0][2] and "float32" in r.errors[0][2]
 
 
+def test_headline_says_no_step_completed_when_every_case_raised_at_step_one(capsys):
+    cs = [trajectory("SGD", np.float32, size=9, steps=3),
+          trajectory("SGD", np.float64, size=9, steps=3)]
+
+    def always_raises(param, grad, state, *, t, lr):
+        raise RuntimeError("not implemented")
+
+    report = check_update(always_raises, "SGD", cases=cs)
+    assert report.max_ulp == 0 and len(report.errors) == 2
+    head = str(report).splitlines()[0]
+    assert "no step completed" in head and "0 ULP" not in head
+    with pytest.raises(AssertionError):
+        report.assert_conforms(max_ulp=10)
+    # one step done somewhere: a distance again
+    def raises_at_2(param, grad, state, *, t, lr):
+        if t == 2:
+            raise RuntimeError("boom")
+        param -= lr * grad
+    assert "bit-identical" not in check_update(raises_at_2, "SGD", cases=cs).verdict
+    assert "largest distance 0 ULP" in check_update(raises_at_2, "SGD", cases=cs).verdict
+    assert check_update(always_raises, "SGD", cases=cs,
+                        hyper={"momentum": 0.5}).verdict == "no case run"
+
+
 def test_array_out_and_functional_state_conventions():
     case = trajectory("Momentum", np.float64, size=17, steps=5)
 

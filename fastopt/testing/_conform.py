@@ -422,6 +422,19 @@ class ConformanceReport:
                     if r.ulp[n].size), default=0)
 
     @property
+    def verdict(self):
+        """The headline: "bit-identical on every case run", "largest distance N ULP", or,
+        when there is no distance to speak of, that no case ran or no step completed (a
+        function that raised at step 1 of every case is not "0 ULP" away)."""
+        if self.bit_identical:
+            return "bit-identical on every case run"
+        if not self.run:
+            return "no case run"
+        if not any(r.steps_taken for r in self.run):
+            return "no step completed (every case run raised at step 1)"
+        return f"largest distance {format_ulp(self.max_ulp)} ULP"
+
+    @property
     def errors(self):
         return [(r.case.name, r.error_step, r.error) for r in self.run if r.error is not None]
 
@@ -481,10 +494,8 @@ class ConformanceReport:
 
     def __str__(self):
         ran, total = len(self.run), len(self.results)
-        verdict = ("bit-identical on every case run" if self.bit_identical
-                   else f"largest distance {format_ulp(self.max_ulp)} ULP")
         lines = [f"{self.name} against fastopt.reference.{self.rule}: {ran} of {total} cases "
-                 f"run; {verdict}", self.table()]
+                 f"run; {self.verdict}", self.table()]
         d = self.first_divergence
         if d is not None:
             lines.append(str(d))

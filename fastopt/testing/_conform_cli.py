@@ -172,8 +172,7 @@ def _print(reports, args, out):
     print(_conform.format_rows(rows), file=out)
     for rep in reports:
         d = rep.first_divergence
-        verdict = ("bit-identical" if rep.bit_identical else
-                   f"largest distance {_conform.format_ulp(rep.max_ulp)} ULP")
+        verdict = "bit-identical" if rep.bit_identical else rep.verdict
         print(f"\n{rep.name} ({rep.rule}): {len(rep.run)} of {len(rep.results)} cases run, "
               f"{verdict}", file=out)
         if d is not None:
