@@ -326,6 +326,24 @@ def test_contract_documents_the_versions():
     assert f"contract version {_vectors.CONTRACT_VERSION}" in text
 
 
+def test_contract_lists_every_manifest_key_and_what_is_hashed(tmp_path):
+    doc = HERE.parent / "docs" / "contract.md"
+    if not doc.exists():
+        pytest.skip("docs/contract.md is not beside tests/ (an installed-wheel run)")
+    text = doc.read_text(encoding="utf-8")
+    section = text[text.index("## 11. Known-answer vectors"):text.index("## 12.")]
+    manifest = _vectors.write([trajectory("SGD", np.float32, size=3, steps=2)], tmp_path)
+    table = re.findall(r"^\| (.+?) \|", section, flags=re.M)
+    documented = {k for row in table for k in re.findall(r"`(\w+)`", row)}
+    assert set(manifest) <= documented, set(manifest) - documented
+    # the hashes cover exactly the .bin files
+    hashed = {info["file"] for e in manifest["cases"] for info in e["arrays"].values()}
+    assert hashed and all(f.endswith(".bin") for f in hashed)
+    on_disk = {f.relative_to(tmp_path).as_posix() for f in tmp_path.rglob("*.bin")}
+    assert hashed == on_disk
+    assert "SHA-256 of every file" not in section and "SHA-256 of every .bin file" in section
+
+
 # -- the C program -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

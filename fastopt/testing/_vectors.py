@@ -7,7 +7,8 @@
 Writes into DIR (docs/contract.md §11 describes the format, version :data:`FORMAT_VERSION`):
 
 * ``manifest.json``: per case the rule, dtype, every hyperparameter, step counts, learning
-  rates, shapes, file names and the SHA-256 of every file;
+  rates, shapes, file names and the SHA-256 of every ``.bin`` file (only those: not of
+  ``index.txt``, the ``.npz`` files or the manifest itself);
 * ``index.txt``: the same facts one per line (``key value``) for readers without a JSON parser
   (C: ``fgets`` and ``sscanf``); the hashes, step counts and rates are only in the manifest
   and the files;
@@ -151,7 +152,7 @@ def _manifest_text(manifest):
 
 def read(directory, name=None):
     """Load cases back from ``directory`` (no fastopt arithmetic involved), checking every
-    file's size and SHA-256 against the manifest.
+    ``.bin`` file's SHA-256 against the manifest (the ``.npz`` files are not read).
 
     Returns
     -------
@@ -188,7 +189,7 @@ def add_parser(subparsers):
         description="Write fastopt's golden trajectories (fastopt.testing.cases: every rule, "
                     "option, dtype, vector tail, alignment, long and late windows, edge "
                     "values) as raw little-endian arrays plus manifest.json (SHA-256 of "
-                    "every file) and index.txt, for tests in C, CUDA, Rust...; and an .npz "
+                    "every .bin file) and index.txt, for tests in C, CUDA, Rust...; and an .npz "
                     "per case. The format is docs/contract.md §11.")
     p.add_argument("--rule", nargs="+", type=_cli.one_of(_cases.RULES),
                    choices=list(_cases.RULES), metavar="RULE",
