@@ -26,6 +26,7 @@ Examples
 True
 """
 import dataclasses
+import numbers
 
 import numpy as np
 
@@ -351,7 +352,7 @@ def _tag(value):
     ``np.float64(0.1)``, not file-safe), ``1`` and ``1.0`` name one case alike."""
     if isinstance(value, (bool, np.bool_)):
         return "" if value else "-off"
-    if isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, numbers.Real):  # int, float, NumPy's, Fraction
         return repr(float(value))
     return str(value)
 
