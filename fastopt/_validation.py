@@ -1029,6 +1029,53 @@ def check_conform_rule(rule, rules):
     raise ValueError(f"rule must be one of {', '.join(rules)} (any letter case), got {rule!r}")
 
 
+def check_conform_dtypes(dtypes, allowed):
+    """``check_update``'s ``dtypes``: one dtype or a sequence of them, each in ``allowed``
+    (numpy dtypes); returned as a list of numpy dtypes without repeats. A single string is one
+    dtype (iterating ``"float32"`` would give its characters)."""
+    names = " or ".join(d.name for d in allowed)
+    if isinstance(dtypes, (str, type, np.dtype)):
+        dtypes = [dtypes]
+    try:
+        items = list(dtypes)
+    except TypeError:
+        raise TypeError(f"dtypes must be a dtype or a sequence of dtypes ({names}), got "
+                        f"{_describe(dtypes)}") from None
+    out = []
+    for d in items:
+        try:
+            dt = None if d is None else np.dtype(d)  # np.dtype(None) would be float64
+        except TypeError:
+            dt = None
+        if dt is None or dt not in allowed:  # (dtype == None is True for float64)
+            raise TypeError(f"dtypes must hold {names}, got {d!r}"
+                            + (f" ({dt})" if dt is not None and str(dt) != str(d) else ""))
+        if dt not in out:
+            out.append(dt)
+    return out
+
+
+def check_conform_cases(cases, case_type):
+    """``check_update``'s ``cases``: one ``Case`` or a sequence of them, as a list."""
+    hint = "build them with fastopt.testing.trajectory(...) or fastopt.testing.cases(...)"
+    if isinstance(cases, case_type):
+        return [cases]
+    if isinstance(cases, (str, bytes)):
+        items = None
+    else:
+        try:
+            items = list(cases)
+        except TypeError:
+            items = None
+    if items is None:
+        raise TypeError(f"cases must be a Case or a sequence of Cases ({hint}), got "
+                        f"{_describe(cases)}")
+    for i, c in enumerate(items):
+        if not isinstance(c, case_type):
+            raise TypeError(f"cases[{i}] is {_describe(c)}, not a Case: {hint}")
+    return items
+
+
 def check_torch_momentum_form(momentum, dampening):
     """torch's SGD computes the course's Momentum only with ``dampening == momentum``."""
     if momentum != dampening:

@@ -26,6 +26,7 @@ Examples
 True
 """
 import dataclasses
+import numbers
 
 import numpy as np
 
@@ -346,11 +347,14 @@ def _dtype(dtype):
 
 
 def _tag(value):
-    if value is True:
-        return ""
-    if value is False:
-        return "-off"
-    return repr(value) if isinstance(value, float) else str(value)
+    """An option's value in a case name, by value only: a number as the ``repr`` of its
+    float64 value, so that ``0.1`` and ``np.float64(0.1)`` (whose own ``repr`` is
+    ``np.float64(0.1)``, not file-safe), ``1`` and ``1.0`` name one case alike."""
+    if isinstance(value, (bool, np.bool_)):
+        return "" if value else "-off"
+    if isinstance(value, numbers.Real):  # int, float, NumPy's, Fraction
+        return repr(float(value))
+    return str(value)
 
 
 def case_name(rule, dtype, size, steps, start_step, offset, options, schedule, edges, seed):
@@ -360,8 +364,9 @@ def case_name(rule, dtype, size, steps, start_step, offset, options, schedule, e
             f"t{start_step}-{start_step + steps - 1}")
     if isinstance(schedule, Schedule):
         name += "-sched"
-    elif schedule is not None:
-        name += f"-lr{schedule!r}"
+    elif schedule is not None and float(schedule) != DEFAULT_LR:
+        # by value: lr=0.01 given explicitly is the default's case, one name for one case
+        name += f"-lr{_tag(schedule)}"
     if edges:
         name += "-edges"
     if seed:

@@ -8,7 +8,7 @@ step counts, edge values), and returns a :class:`ConformanceReport`: per case, s
 the largest and 99th-percentile ULP distance to ``fastopt.reference`` and the fraction of
 bit-identical elements; the first divergence (step, index, the inputs there, expected, got); and
 per edge-value class whether the behaviour matches (NaN where NaN, the sign of zero kept, no
-spurious or missing inf).
+spurious or missing inf, no subnormal flushed to zero).
 
 The calling convention
 ----------------------
@@ -209,7 +209,8 @@ class Divergence:
 class EdgeResult:
     """How an edge-value class behaved: ``problems`` names each kind of mismatch found at its
     elements ("NaN missing", "spurious NaN", "spurious inf", "missing inf", "inf sign",
-    "zero sign"), with the first (step, index) of each; empty when the behaviour matches.
+    "zero sign", "flushed to zero": ±0 where the reference has a nonzero subnormal), with the
+    first (step, index) of each; empty when the behaviour matches.
     ``identical`` says whether every bit matched too (finite values may differ by ULPs and
     still match in behaviour)."""
 
@@ -326,6 +327,7 @@ class CaseResult:
             idx = np.asarray(idx, np.int64)
             problems = {}
             same = True
+            tiny = np.finfo(self.case.dtype).tiny  # the smallest normal number
             for n in self.arrays:
                 g, e = self.got[n][:, idx], self.expected(n)[:, idx]
                 same = same and bool(self.same[n][:, idx].all())
@@ -338,6 +340,10 @@ class CaseResult:
                     "missing inf": ei & ~gi & ~gn,
                     "inf sign": gi & ei & (np.signbit(g) != np.signbit(e)),
                     "zero sign": (g == 0) & (e == 0) & (np.signbit(g) != np.signbit(e)),
+                    # flush-to-zero (-ffast-math, FTZ/DAZ): ±0 where the expectation is a
+                    # nonzero subnormal; 1 ULP from the smallest subnormal, so only this
+                    # check (not a distance limit) catches it
+                    "flushed to zero": (g == 0) & (e != 0) & (np.abs(e) < tiny),
                 }
                 for kind, mask in checks.items():
                     if mask.any() and kind not in problems:
@@ -416,6 +422,19 @@ class ConformanceReport:
                     if r.ulp[n].size), default=0)
 
     @property
+    def verdict(self):
+        """The headline: "bit-identical on every case run", "largest distance N ULP", or,
+        when there is no distance to speak of, that no case ran or no step completed (a
+        function that raised at step 1 of every case is not "0 ULP" away)."""
+        if self.bit_identical:
+            return "bit-identical on every case run"
+        if not self.run:
+            return "no case run"
+        if not any(r.steps_taken for r in self.run):
+            return "no step completed (every case run raised at step 1)"
+        return f"largest distance {format_ulp(self.max_ulp)} ULP"
+
+    @property
     def errors(self):
         return [(r.case.name, r.error_step, r.error) for r in self.run if r.error is not None]
 
@@ -475,17 +494,15 @@ class ConformanceReport:
 
     def __str__(self):
         ran, total = len(self.run), len(self.results)
-        verdict = ("bit-identical on every case run" if self.bit_identical
-                   else f"largest distance {format_ulp(self.max_ulp)} ULP")
         lines = [f"{self.name} against fastopt.reference.{self.rule}: {ran} of {total} cases "
-                 f"run; {verdict}", self.table()]
+                 f"run; {self.verdict}", self.table()]
         d = self.first_divergence
         if d is not None:
             lines.append(str(d))
         edges = self.edge_summary()
         if edges:
             lines.append("edge values (cases whose behaviour matches: NaN where NaN, no "
-                         "spurious inf, the sign of zero):")
+                         "spurious inf, the sign of zero, subnormals not flushed):")
             for cls, (n, ok, first) in edges.items():
                 lines.append(f"  {cls:<10} {ok}/{n}" + (f"  first: {first}" if first else ""))
         for name, step, err in self.errors[:5]:
@@ -652,11 +669,12 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
     rule : str, optional
         "SGD", "Momentum", "RMSProp", "Adam", "AdamW" or "Adagrad" (any letter case): which of
         fastopt's rules ``fn`` claims to compute. Default: ``fn.rule`` (the adapters set it).
-    cases : list of Case, optional
+    cases : Case or list of Case, optional
         The cases to run (``fastopt.testing.trajectory(...)``, ``cases(...)``). Default: the
         catalogue of ``rule`` (:func:`fastopt.testing.cases`).
-    dtypes : sequence of dtype, optional
-        Only these dtypes of the catalogue (default: float32 and float64).
+    dtypes : dtype or sequence of dtype, optional
+        Only these dtypes (``"float32"``, ``[np.float32, np.float64]``) of the catalogue or of
+        ``cases`` (default: float32 and float64).
     small : bool, default False
         The catalogue's quick subset (a few hundred steps in all per rule).
     hyper : dict, optional
@@ -695,15 +713,17 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
     if unknown:
         raise ValueError(f"hyper has {unknown}, which fastopt.reference.{rule} does not take; "
                          f"its keywords are {sorted(defaults)}")
+    from ._cases import DTYPES, Case
+    if dtypes is not None:
+        dtypes = _v.check_conform_dtypes(dtypes, DTYPES)
+    if cases is not None:
+        cases = _v.check_conform_cases(cases, Case)
     accepted = _accepted(fn)
     label = name or getattr(fn, "__qualname__", None) or repr(fn)
     if cases is None:
         cases = _default_cases(rule, dtypes, small, fixed, accepted, defaults)
-    else:
-        cases = list(cases)
-        if dtypes is not None:
-            keep = {np.dtype(d) for d in dtypes}
-            cases = [c for c in cases if c.dtype in keep]
+    elif dtypes is not None:
+        cases = [c for c in cases if c.dtype in dtypes]
     results = []
     for case in cases:
         if case.rule != rule:

@@ -117,7 +117,10 @@ def _from_torch_kwargs(rule, kwargs):
     if rule == "RMSProp" and "alpha" in kw:
         fixed["beta"] = kw.pop("alpha")
     if rule == "Momentum" and ("momentum" in kw or "dampening" in kw):
-        mu, d = kw.pop("momentum", 0.9), kw.pop("dampening", kw.get("momentum", 0.9))
+        # dampening defaults to momentum (not to torch's 0): momentum alone is the course's
+        # form; it must be read before it is popped
+        mu = kw.pop("momentum", 0.9)
+        d = kw.pop("dampening", mu)
         _v.check_torch_momentum_form(mu, d)
         fixed["beta"] = mu
     for key in TORCH_KEYWORDS[rule]:

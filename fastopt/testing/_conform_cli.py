@@ -60,7 +60,7 @@ def add_parser(sub):
                     "99th-percentile ULP distance to fastopt.reference over every step and "
                     "array, the fraction bit-identical, zeros of the other sign (0 ULP apart), "
                     "the first divergence and whether edge values behave alike (NaN where "
-                    "NaN, no spurious inf, the sign of zero). TARGET: 'torch' (every "
+                    "NaN, no spurious inf, the sign of zero, subnormals not flushed to zero). TARGET: 'torch' (every "
                     "torch.optim optimizer fastopt implements; torch's SGD(momentum=beta, "
                     "dampening=beta) against the course's Momentum), 'fastopt' (the compiled "
                     "kernels), or MODULE:FUNCTION, a function "
@@ -95,9 +95,17 @@ def add_parser(sub):
     return p
 
 
+def _unique(rules):
+    """``rules`` without repeats (any letter case), in order: a rule given twice runs once."""
+    seen = {}
+    for r in rules:
+        seen.setdefault(r.lower(), r)
+    return list(seen.values())
+
+
 def _functions(args):
     """(fn, rule) pairs for the target."""
-    rules = args.only or list(_conform.RULES)
+    rules = _unique(args.only) if args.only else list(_conform.RULES)
     if args.target == "torch":
         import inspect
 
@@ -164,8 +172,7 @@ def _print(reports, args, out):
     print(_conform.format_rows(rows), file=out)
     for rep in reports:
         d = rep.first_divergence
-        verdict = ("bit-identical" if rep.bit_identical else
-                   f"largest distance {_conform.format_ulp(rep.max_ulp)} ULP")
+        verdict = "bit-identical" if rep.bit_identical else rep.verdict
         print(f"\n{rep.name} ({rep.rule}): {len(rep.run)} of {len(rep.results)} cases run, "
               f"{verdict}", file=out)
         if d is not None:

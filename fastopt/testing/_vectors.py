@@ -7,7 +7,8 @@
 Writes into DIR (docs/contract.md §11 describes the format, version :data:`FORMAT_VERSION`):
 
 * ``manifest.json``: per case the rule, dtype, every hyperparameter, step counts, learning
-  rates, shapes, file names and the SHA-256 of every file;
+  rates, shapes, file names and the SHA-256 of every ``.bin`` file (only those: not of
+  ``index.txt``, the ``.npz`` files or the manifest itself);
 * ``index.txt``: the same facts one per line (``key value``) for readers without a JSON parser
   (C: ``fgets`` and ``sscanf``); the hashes, step counts and rates are only in the manifest
   and the files;
@@ -151,7 +152,7 @@ def _manifest_text(manifest):
 
 def read(directory, name=None):
     """Load cases back from ``directory`` (no fastopt arithmetic involved), checking every
-    file's size and SHA-256 against the manifest.
+    ``.bin`` file's SHA-256 against the manifest (the ``.npz`` files are not read).
 
     Returns
     -------
@@ -188,7 +189,7 @@ def add_parser(subparsers):
         description="Write fastopt's golden trajectories (fastopt.testing.cases: every rule, "
                     "option, dtype, vector tail, alignment, long and late windows, edge "
                     "values) as raw little-endian arrays plus manifest.json (SHA-256 of "
-                    "every file) and index.txt, for tests in C, CUDA, Rust...; and an .npz "
+                    "every .bin file) and index.txt, for tests in C, CUDA, Rust...; and an .npz "
                     "per case. The format is docs/contract.md §11.")
     p.add_argument("--rule", nargs="+", type=_cli.one_of(_cases.RULES),
                    choices=list(_cases.RULES), metavar="RULE",
@@ -212,18 +213,47 @@ def _check(parser, args):
         parser.error("give --rule RULE ... or --all")
     if args.all and args.rule:
         parser.error("--all writes every rule: give --rule or --all, not both")
+    # the nearest existing path of DIR must be a directory: a file there would end the run in
+    # a FileExistsError traceback after the cases were built
+    path = pathlib.Path(args.out)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = (f"{os.fspath(args.out)!r} is a file" if p == path else
+                        f"{os.fspath(args.out)!r} cannot be created: {os.fspath(p)!r} is a file")
+                parser.error(f"argument --out: {what}; give a directory to write into "
+                             f"(created if missing)")
+            break
+
+
+def _unique(names):
+    """``names`` without repeats, any letter case, first spelling and order kept: a rule or
+    dtype given twice is written once."""
+    seen, out = set(), []
+    for n in names:
+        if n.lower() not in seen:
+            seen.add(n.lower())
+            out.append(n)
+    return out
+
+
+def _size(nbytes):
+    """A total for the summary: KiB below 1 MiB (a small set is not "0.0 MiB")."""
+    if nbytes < 2 ** 20:
+        return f"{nbytes / 2 ** 10:.1f} KiB"
+    return f"{nbytes / 2 ** 20:.1f} MiB"
 
 
 def run(args, out=None):
     """Build the selected cases and write them; print a summary."""
     out = sys.stdout if out is None else out
-    rules = _cases.RULES if args.all else args.rule
-    dtypes = args.dtype or ["float32", "float64"]
+    rules = _cases.RULES if args.all else _unique(args.rule)
+    dtypes = _unique(args.dtype or ["float32", "float64"])
     selected = [c for r in rules for d in dtypes
                 for c in _cases.cases(r, d, small=args.small)]
     write(selected, args.out, npz=args.npz)
     total = sum(f.stat().st_size for f in pathlib.Path(args.out).rglob("*") if f.is_file())
     print(f"wrote {len(selected)} cases ({', '.join(rules)}; {', '.join(dtypes)}) to "
-          f"{os.fspath(args.out)}: manifest.json, index.txt and {total / 2 ** 20:.1f} MiB in "
-          f"all", file=out)
+          f"{os.fspath(args.out)}: manifest.json, index.txt and {_size(total)} in all",
+          file=out)
     return 0

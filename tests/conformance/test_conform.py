@@ -198,6 +198,36 @@ def test_edge_classes_nan_where_nan_no_spurious_inf():
         "spurious inf" in r.edges["max_finite"].problems
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flush_to_zero_is_an_edge_problem_not_values_differ(dtype):
+    # the usual -ffast-math failure: subnormal inputs and results flushed to zero, the sign
+    # kept (so "zero sign" does not see it) and 1 ULP from the smallest subnormal
+    case = trajectory("SGD", dtype, size=64, steps=5, offset=1, edges=True)
+    tiny = np.finfo(dtype).tiny
+
+    def ftz_sgd(param, grad, state, *, t, lr):
+        g = np.where(np.abs(grad) < tiny, dtype(0), grad)
+        p = param - dtype(lr) * g
+        param[...] = np.where(np.abs(p) < tiny, dtype(0) * np.sign(p), p)
+
+    report = check_update(ftz_sgd, "SGD", cases=[case])
+    e = report.results[0].edges["subnormal"]
+    assert not e.matches and set(e.problems) == {"flushed to zero"}
+    step, index = e.problems["flushed to zero"]
+    assert step == 1 and index in case.edges["subnormal"]
+    assert case.expected_param[0, index] != 0 and report.results[0].got["param"][0, index] == 0
+    assert "flushed to zero at step 1" in str(e)
+    assert all(report.results[0].edges[c].matches for c in case.edges if c != "subnormal")
+    assert report.max_ulp <= 8  # within a few ULP, and yet:
+    with pytest.raises(AssertionError, match="flushed to zero"):
+        report.assert_conforms(max_ulp=8)
+    # the same function without the flush matches in behaviour
+    def plain_sgd(param, grad, state, *, t, lr):
+        param -= lr * grad
+    assert all(e.matches for e in check_update(plain_sgd, "SGD",
+                                               cases=[case]).results[0].edges.values())
+
+
 def test_cases_the_function_cannot_run_are_listed_with_the_reason():
     cs = [trajectory("Adam", np.float32, size=9, steps=3),
           trajectory("Adam", np.float32, size=9, steps=3, amsgrad=True)]
@@ -225,6 +255,30 @@ def test_a_function_that_raises_or_returns_the_wrong_dtype_is_reported_not_raise
 
     r = check_update(float64_out, "SGD", cases=[case])
     assert "float64" in r.errors[0][2] and "float32" in r.errors[0][2]
+
+
+def test_headline_says_no_step_completed_when_every_case_raised_at_step_one(capsys):
+    cs = [trajectory("SGD", np.float32, size=9, steps=3),
+          trajectory("SGD", np.float64, size=9, steps=3)]
+
+    def always_raises(param, grad, state, *, t, lr):
+        raise RuntimeError("not implemented")
+
+    report = check_update(always_raises, "SGD", cases=cs)
+    assert report.max_ulp == 0 and len(report.errors) == 2
+    head = str(report).splitlines()[0]
+    assert "no step completed" in head and "0 ULP" not in head
+    with pytest.raises(AssertionError):
+        report.assert_conforms(max_ulp=10)
+    # one step done somewhere: a distance again
+    def raises_at_2(param, grad, state, *, t, lr):
+        if t == 2:
+            raise RuntimeError("boom")
+        param -= lr * grad
+    assert "bit-identical" not in check_update(raises_at_2, "SGD", cases=cs).verdict
+    assert "largest distance 0 ULP" in check_update(raises_at_2, "SGD", cases=cs).verdict
+    assert check_update(always_raises, "SGD", cases=cs,
+                        hyper={"momentum": 0.5}).verdict == "no case run"
 
 
 def test_array_out_and_functional_state_conventions():
@@ -269,6 +323,31 @@ def test_bad_arguments():
                      cases=[trajectory("Adam", np.float32)]).assert_conforms()
 
 
+def test_one_dtype_or_case_is_accepted_and_bad_ones_name_the_argument():
+    def f(param, grad, state, *, t, lr):
+        param -= lr * grad
+    c32, c64 = trajectory("SGD", np.float32, size=9, steps=2), \
+        trajectory("SGD", np.float64, size=9, steps=2)
+    # a single string is one dtype (it iterated its characters: "got int64")
+    report = check_update(f, "SGD", cases=[c32, c64], dtypes="float32")
+    assert [r.case.name for r in report.results] == [c32.name]
+    assert check_update(f, "SGD", cases=[c32, c64], dtypes=np.float64).results[0].case is c64
+    assert {r.case.dtype for r in check_update(f, "SGD", dtypes="float64",
+                                               small=True).results} == {np.dtype(np.float64)}
+    # a single Case is one case
+    report = check_update(f, "SGD", cases=c32)
+    assert len(report.results) == 1 and report.bit_identical
+    for kwargs, match in ((dict(cases=[1, 2]), r"cases\[0\] is int, not a Case"),
+                          (dict(cases=[c32, "x"]), r"cases\[1\] is str, not a Case"),
+                          (dict(cases=3), "cases must be a Case or a sequence of Cases"),
+                          (dict(cases="sgd"), "cases must be a Case or a sequence of Cases"),
+                          (dict(dtypes=["float16"]), "dtypes must hold float32 or float64"),
+                          (dict(dtypes=[None]), "dtypes must hold float32 or float64"),
+                          (dict(dtypes=5), "dtypes must be a dtype or a sequence")):
+        with pytest.raises(TypeError, match=match):
+            check_update(f, "SGD", **kwargs)
+
+
 # -- torch -----------------------------------------------------------------------------------
 
 def test_torch_sgd_as_course_momentum_differs_exactly_at_step_one():
@@ -288,6 +367,20 @@ def test_torch_sgd_as_course_momentum_differs_exactly_at_step_one():
     assert r.max_ulp("velocity")[0] < 2 ** 10 < start.max_ulp("velocity")[0]
     with pytest.raises(ValueError, match="dampening equal to momentum"):
         from_torch(torch.optim.SGD, rule="Momentum", momentum=0.9, dampening=0.0)
+
+
+def test_torch_sgd_as_course_momentum_with_momentum_alone():
+    torch = pytest.importorskip("torch")
+    # momentum alone: dampening defaults to it (it used to be popped before being read)
+    fn = from_torch(torch.optim.SGD, rule="Momentum", momentum=0.5)
+    assert fn.fixed_hyper == {"beta": 0.5}
+    case = trajectory("Momentum", np.float32, size=9, steps=3, beta=0.5)
+    report = check_update(fn, cases=[case])
+    assert len(report.run) == 1 and not report.errors, str(report)
+    assert from_torch(torch.optim.SGD, rule="Momentum", dampening=0.9).fixed_hyper == \
+        {"beta": 0.9}
+    assert from_torch(torch.optim.SGD, rule="Momentum", momentum=0.5,
+                      dampening=0.5).fixed_hyper == {"beta": 0.5}
 
 
 def test_torch_adapters_run_every_option_set_torch_has():
@@ -425,6 +518,15 @@ def test_cli_conform_module_function_and_plot(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.glob("*.png"))
     assert main(["conform", "conform_user_mod:my_sgd", "--rule", "Adam", "--max-ulp",
                  "0"]) == 1
+
+
+def test_cli_conform_a_rule_given_twice_runs_once(capsys):
+    from fastopt.__main__ import main
+    assert main(["conform", "fastopt", "--only", "Adam", "adam", "SGD", "--dtype",
+                 "float32"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nfastopt.Adam (Adam):") == 1 and out.count("\nfastopt.SGD (SGD):") == 1
+    assert out.index("fastopt.Adam (Adam)") < out.index("fastopt.SGD (SGD)")
 
 
 def test_cli_bad_targets_are_usage_errors(capsys):

@@ -83,6 +83,24 @@ def test_names_tell_cases_apart():
                       start_step=5).name == "adamw-wd0.1-nfskip-float64-n17-off0-t5-7"
 
 
+def test_names_depend_on_values_only_and_are_file_safe():
+    base = "sgd-default-float32-n17-off0-t1-10"
+    # NumPy scalars name the case as the Python numbers do (their repr is not file-safe)
+    assert trajectory("SGD", np.float32, weight_decay=np.float64(0.1)).name == \
+        trajectory("SGD", np.float32, weight_decay=0.1).name == "sgd-wd0.1-float32-n17-off0-t1-10"
+    assert trajectory("SGD", np.float32, lr=np.float64(0.1)).name == base + "-lr0.1"
+    assert trajectory("SGD", np.float32, momentum=0.9, nesterov=np.True_).name == \
+        trajectory("SGD", np.float32, momentum=0.9, nesterov=True).name
+    assert trajectory("SGD", np.float32, weight_decay=1).name == \
+        trajectory("SGD", np.float32, weight_decay=1.0).name
+    # the default rate given explicitly is the default case: one name
+    assert trajectory("SGD", np.float32, lr=0.01).name == base
+    assert trajectory("SGD", np.float32, schedule=np.float64(0.01)).name == base
+    for c in (trajectory("Adam", np.float64, beta1=np.float32(0.5), lr=np.float64(0.25)),
+              trajectory("Adagrad", np.float32, initial_accumulator_value=np.float64(1e-30))):
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", c.name), c.name
+
+
 def test_case_fields_follow_the_interface():
     case = trajectory("RMSProp", np.float64, size=5, steps=4, centered=True, momentum=0.5)
     assert isinstance(case, Case)
@@ -240,6 +258,29 @@ def test_cli_refuses_a_missing_selection(tmp_path, capsys):
     assert "give --rule RULE ... or --all" in capsys.readouterr().err
 
 
+def test_cli_writes_a_rule_or_dtype_given_twice_once(tmp_path, capsys):
+    assert cli.main(["vectors", "--rule", "sgd", "SGD", "--dtype", "float32", "float32",
+                     "--small", "--no-npz", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    names = [e["name"] for e in json.loads((tmp_path / "manifest.json").read_bytes())["cases"]]
+    assert len(names) == len(set(names)) == len(cases("SGD", np.float32, small=True))
+    assert f"wrote {len(names)} cases (SGD; float32)" in out
+    # a small set is counted in KiB, not "0.0 MiB"
+    assert re.search(r"index.txt and \d+\.\d KiB in all", out), out
+
+
+def test_cli_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["vectors", "--rule", "sgd", "--small", "--out", str(out)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --out:" in err and "is a file" in err and "Traceback" not in err
+    assert afile.read_text() == "x"
+
+
 def test_nans_are_written_canonical():
     x = np.array([np.nan, -np.nan, 1.0], np.float32)
     x[0:1].view(np.uint32)[0] = 0x7FC12345  # a payload
@@ -286,6 +327,24 @@ def test_contract_documents_the_versions():
     assert "## 11. Known-answer vectors" in text
     assert f"format version {_vectors.FORMAT_VERSION}" in text
     assert f"contract version {_vectors.CONTRACT_VERSION}" in text
+
+
+def test_contract_lists_every_manifest_key_and_what_is_hashed(tmp_path):
+    doc = HERE.parent / "docs" / "contract.md"
+    if not doc.exists():
+        pytest.skip("docs/contract.md is not beside tests/ (an installed-wheel run)")
+    text = doc.read_text(encoding="utf-8")
+    section = text[text.index("## 11. Known-answer vectors"):text.index("## 12.")]
+    manifest = _vectors.write([trajectory("SGD", np.float32, size=3, steps=2)], tmp_path)
+    table = re.findall(r"^\| (.+?) \|", section, flags=re.M)
+    documented = {k for row in table for k in re.findall(r"`(\w+)`", row)}
+    assert set(manifest) <= documented, set(manifest) - documented
+    # the hashes cover exactly the .bin files
+    hashed = {info["file"] for e in manifest["cases"] for info in e["arrays"].values()}
+    assert hashed and all(f.endswith(".bin") for f in hashed)
+    on_disk = {f.relative_to(tmp_path).as_posix() for f in tmp_path.rglob("*.bin")}
+    assert hashed == on_disk
+    assert "SHA-256 of every file" not in section and "SHA-256 of every .bin file" in section
 
 
 # -- the C program -------------------------------------------------------------------------------
