@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from .._apps import cli as _cli
+from .._apps.demo import require_matplotlib
 from . import _conform, _conform_adapters
 
 # fastopt rule -> (torch.optim class name, the rule= given to from_torch).
@@ -136,7 +137,7 @@ def run(args, out=None):
         print("python -m fastopt conform: give --rule (which of fastopt's rules the function "
               "computes)", file=sys.stderr)
         return 2
-    plt = _require_matplotlib() if args.plot else None  # fail before the runs, not after
+    plt = require_matplotlib() if args.plot else None  # fail before the runs, not after
     dtypes = None if args.dtype is None else [np.dtype(args.dtype)]
     reports = [_conform.check_update(fn, rule, dtypes=dtypes, small=not args.full,
                                      forced=args.forced, name=getattr(fn, "__name__", None))
@@ -190,17 +191,6 @@ def _print(reports, args, out):
         if args.verbose:
             for r in rep.run:
                 print(str(r), file=out)
-
-
-def _require_matplotlib():
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("--plot needs matplotlib, which is an optional extra: "
-                 "pip install 'fastopt[plot]'  (or: pip install matplotlib)")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def plot(reports, directory, plt):
