@@ -32,8 +32,10 @@ def main(source, dist):
     missing = sorted(shipped - set(members))
     if missing:
         fail(f"{sdist.name} lacks {missing}")
-    # tests/conformance/c/ holds hand-written C (the known-answer reader of tests/conformance/test_vectors.py).
-    generated = [m for m in members if (m.endswith(GENERATED) and not m.startswith("tests/conformance/c/"))
+    # tests/conformance/c/ holds hand-written C (the known-answer reader of
+    # tests/conformance/test_vectors.py).
+    handwritten = "tests/conformance/c/"
+    generated = [m for m in members if (m.endswith(GENERATED) and not m.startswith(handwritten))
                  or m.startswith("build/") or "__pycache__" in m]
     if generated:
         fail(f"{sdist.name} holds generated files {generated}")
