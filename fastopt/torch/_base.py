@@ -211,13 +211,26 @@ class PackedOptimizer(torch.optim.Optimizer):
     The parameters become views: when the optimizer is built (and again on
     :meth:`add_param_group`), each parameter's values are copied into its slot and ``p.data``
     becomes a view of it (C-contiguous: a channels_last parameter becomes contiguous). A
-    parameter whose ``p.data`` you later replace by a tensor of the same dtype and shape is
-    copied back into its slot at the next step; another dtype or shape is refused. Refused with
-    a ``TypeError``/``ValueError`` naming the parameter (its name with ``named_parameters()``,
-    else ``param_groups[g]['params'][i]``), before anything is written: non-CPU (CUDA, meta)
-    parameters or gradients, sparse ones, complex ones, float16/bfloat16 ones (until mixed
-    precision exists), other dtypes, parameters sharing storage with each other (tied views; the
-    same Parameter twice in a group, or in two groups), gradients of another dtype or shape.
+    parameter whose ``p.data`` you later replace by a tensor of the same dtype and shape (or by
+    the same memory in another layout, ``w.data = w.data.T``) is copied back into its slot at
+    the next step; another dtype or shape is refused, and so is new data in another parameter's
+    slot or storage (``b.weight.data = a.weight.data`` after building: the step would untie
+    them). Refused with a ``TypeError``/``ValueError`` naming the parameter (its name with
+    ``named_parameters()``, else ``param_groups[g]['params'][i]``), before anything is written:
+    non-CPU (CUDA, meta) parameters or gradients, sparse ones, complex ones, float16/bfloat16
+    ones (until mixed precision exists), other dtypes, parameters sharing storage with each
+    other (tied views; the same Parameter twice in a group, or in two groups), parameters in
+    shared memory (``p.is_shared()``, Hogwild: packing would un-share them; use torch.optim, or
+    build this optimizer before ``share_memory()``), gradients of another dtype or shape.
+
+    Moved and repointed memory
+    --------------------------
+    Each step first checks (one C-level pass over the views' data pointers) that torch still
+    sees the memory the kernels write. A buffer whose storage torch moved in place
+    (``model.share_memory()`` after building, a state dict put on a ``torch.multiprocessing``
+    queue) is followed: its NumPy arrays are derived again. A view repointed by ``x.data = t``
+    or ``x.set_(t)`` (``p.grad``, a state entry, ``step``) is from then on your tensor, as if
+    assigned: copied into the slot at the next step that uses it, the slot getting a fresh view.
     """
 
     _uses_step = True        # torch keeps state["step"] (SGD does not)
