@@ -85,6 +85,36 @@ def test_share_memory_after_building_keeps_stepping_the_models_memory(cls, when)
     assert all(p.is_shared() for p in a.parameters())
 
 
+def test_load_state_dict_after_the_step_counts_moved():
+    a, opt_a, b, opt_b = twins(fo.Adam)
+    for model, opt in ((a, opt_a), (b, opt_b)):
+        backward(model, 0)
+        opt.step()
+    for st in opt_a.state.values():
+        st["step"].share_memory_()  # the step counts' buffer moves
+    saved = opt_b.state_dict()
+    saved["state"] = {k: dict(v, step=torch.tensor(5.0)) for k, v in saved["state"].items()}
+    opt_a.load_state_dict(saved)
+    opt_b.load_state_dict(saved)
+    for model, opt in ((a, opt_a), (b, opt_b)):
+        backward(model, 1)
+        opt.step()
+    assert_same(a.parameters(), b.parameters())
+    assert [float(st["step"]) for st in opt_a.state.values()] == [6.0] * 4
+
+
+def test_the_common_step_takes_no_slow_path(monkeypatch):
+    model = make_model()
+    opt = fo.Adam(model.parameters())
+    backward(model, 0)
+    opt.step()
+    monkeypatch.setattr(opt, "_resync", lambda: pytest.fail("slow path taken"))
+    for step in range(2):
+        opt.zero_grad(set_to_none=False)
+        backward(model, step)
+        opt.step()
+
+
 def test_a_state_dict_put_on_a_torch_multiprocessing_queue():
     ctx = torch.multiprocessing.get_context("spawn")
     a, opt_a, b, opt_b = twins(fo.SGD)
@@ -326,3 +356,19 @@ def test_tensor_lr_messages_name_no_empty_location():
     with pytest.raises(TypeError) as info:
         fo.SGD(make_model().parameters(), lr=torch.tensor(0.1 + 0j))
     assert "(in " not in str(info.value)
+
+
+def test_numpy_scalar_hyperparameters_are_cached_and_changes_seen():
+    a, b = make_model(), make_model()
+    opt_a = fo.SGD(a.parameters(), lr=0.1, momentum=np.float64(0.5))
+    opt_b = fo.SGD(b.parameters(), lr=0.1, momentum=0.5)
+    for step in range(3):
+        if step == 2:
+            opt_a.param_groups[0]["momentum"] = np.float32(0.25)
+            opt_b.param_groups[0]["momentum"] = float(np.float32(0.25))
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            backward(model, step)
+            opt.step()
+        assert_same(a.parameters(), b.parameters())
+    assert 0 in opt_a._hyper_cache

@@ -114,6 +114,8 @@ def _snapshot(value):
         return _UNCACHEABLE if _UNCACHEABLE in items else (kind, items)
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
         return torch.Tensor, value.dtype, value.item()
+    if isinstance(value, (np.number, np.bool_)):  # NumPy scalars: immutable, == is safe
+        return kind, value
     return _UNCACHEABLE
 
 
