@@ -518,7 +518,9 @@ class PackedOptimizer(torch.optim.Optimizer):
     def _sync(self):
         """The positions of the slots whose ``p.data`` is not the optimizer's view (replaced,
         or the same memory with another layout), after following moved buffers and replacing
-        repointed views. The common case is two C-level passes (~0.1 us a watched tensor)."""
+        repointed views. The common case is two C-level passes (~0.1 us a watched tensor: 505
+        data pointers and 100 layouts, ~55 us, for Adam over the 100-tensor list of
+        docs/torch.md, against ~900 us for the whole step)."""
         if (list(map(_data_ptr, self._watch)) == self._watch_ptrs
                 and all(map(_is_contiguous, self._params))):
             return ()
