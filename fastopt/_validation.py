@@ -1231,3 +1231,38 @@ def torch_half_refused(what, name, dtype):
                     f"parameters only; 16-bit parameters are refused until fastopt has mixed "
                     f"precision (float32 master weights beside the 16-bit copy). Keep the "
                     f"parameters float32 (torch.autocast computes in 16 bits on float32 weights)")
+
+
+def torch_retied(name, other):
+    """A parameter whose ``p.data`` was replaced, after packing, by memory of another parameter
+    (``b.weight.data = a.weight.data``): the step would untie them, as packing would."""
+    whom = f"parameter {other}" if other is not None else "another parameter's slot"
+    raise ValueError(f"parameter {name} and {whom} share storage since the optimizer packed "
+                     f"them (p.data replaced by a view of another parameter, or tied weights): "
+                     f"fastopt.torch keeps each parameter in its own slot, which would untie "
+                     f"them. Tie weights before building the optimizer, as one Parameter")
+
+
+def torch_shared_memory(name, packed):
+    """A parameter in shared memory (``p.is_shared()``): packing would take it out."""
+    if packed:
+        raise ValueError(f"parameter {name} is in shared memory (share_memory() after this "
+                         f"optimizer was built): add_param_group packs every parameter again, "
+                         f"into new buffers, which would take it out of shared memory, and "
+                         f"other processes would no longer see its updates. Build the "
+                         f"optimizer with all its parameter groups before share_memory()")
+    raise ValueError(f"parameter {name} is in shared memory (model.share_memory(), or a tensor "
+                     f"received from another process): fastopt.torch packs each parameter "
+                     f"into a buffer of its own, which would take it out of shared memory, and "
+                     f"other processes would no longer see its updates (Hogwild-style "
+                     f"training). Use torch.optim for parameters shared between processes, or "
+                     f"build the fastopt.torch optimizer before share_memory() (its buffers "
+                     f"then move into shared memory) and step it in the forked workers")
+
+
+def torch_tensor_lr(numel, is_complex, where=""):
+    """A tensor ``lr`` that is not one real number."""
+    if numel != 1:
+        raise ValueError(f"Tensor lr must be 1-element{_torch_where(where)}")
+    if is_complex:
+        raise TypeError(f"lr must be a real number, got a complex tensor{_torch_where(where)}")
