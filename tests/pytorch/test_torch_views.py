@@ -9,6 +9,8 @@ Most tests step two optimizers in lockstep: one whose views were disturbed, and 
 same values the ordinary way (a tensor assigned to ``p.grad`` or to the state), and compare the
 bits."""
 import multiprocessing
+import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -135,16 +137,26 @@ def _hogwild_worker(opt, model):
     opt.step()
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="fork")
-def test_built_before_share_memory_a_forked_worker_steps_the_shared_parameters():
+def _forked_worker_scenario():
     a, opt_a, b, opt_b = twins(fo.SGD, momentum=0.0)
     a.share_memory()
     proc = multiprocessing.get_context("fork").Process(target=_hogwild_worker, args=(opt_a, a))
     proc.start()
     proc.join(60)
-    assert proc.exitcode == 0
+    assert proc.exitcode == 0, proc.exitcode
     _hogwild_worker(opt_b, b)
     assert_same(a.parameters(), b.parameters())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork")
+def test_built_before_share_memory_a_forked_worker_steps_the_shared_parameters():
+    # In a fresh interpreter: forking this pytest process, which may have imported JAX (the
+    # conformance report's optax tests) and started its threads, risks a deadlock in the child.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_torch_views as t; "
+            "t._forked_worker_scenario(); print('ok')")
+    result = subprocess.run([sys.executable, "-c", code, str(pathlib.Path(__file__).parent)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0 and result.stdout.split()[-1:] == ["ok"], result.stderr[-3000:]
 
 
 # -- 2. views repointed with .data / set_ ------------------------------------------------------
