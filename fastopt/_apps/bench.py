@@ -284,6 +284,8 @@ def fastopt_torch_class(name):
 
 
 def have_fastopt_torch():
+    """Whether torch is installed and this fastopt has :mod:`fastopt.torch` (found without
+    importing either)."""
     return have_torch() and importlib.util.find_spec("fastopt.torch") is not None
 
 

@@ -287,12 +287,6 @@ def torch_optimizer_name(cls, module="torch.optim"):
     return f"torch.optim.{entry[0]}({flags})"
 
 
-def have_fastopt_torch():
-    """Whether this fastopt has :mod:`fastopt.torch` (found without importing torch)."""
-    import importlib.util
-    return importlib.util.find_spec("fastopt.torch") is not None
-
-
 class TorchLoop(_Loop):
     """The same network, initial weights and batches in ``torch.nn``, with a fused torch.optim
     step. Not bit-identical: torch's matrix products and update forms are its own. Threads:

@@ -19,11 +19,12 @@ import sys
 import fastopt
 
 from . import cli as _cli, datasets as _datasets, mlp as _mlp, registry as _registry
+from .bench import have_fastopt_torch
 from .blas import blas_threads
 # The loops live in .loops: train_distributed builds on them without importing this module.
 from .loops import (DEFAULT_HIDDEN, DEFAULT_LAYERS, DEFAULT_THREADS, TORCH,
                     CourseLoop, FastoptLoop, FastoptTorchLoop, Progress, TorchLoop,
-                    have_fastopt_torch, print_comparison, plot, torch_optimizer_name)
+                    print_comparison, plot, torch_optimizer_name)
 
 
 def _check_layers(layers, n_features, n_classes, data_name):
