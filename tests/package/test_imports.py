@@ -186,6 +186,8 @@ def _module_names():
 def test_every_module_imports_alone_and_once(name, duplicate_check):
     if "distributed" in name:
         pytest.importorskip("mpi4py")
+    if name == "fastopt.torch" or name.startswith("fastopt.torch."):
+        pytest.importorskip("torch")  # optional: fastopt.torch says so without it (tested there)
     if name.endswith("__main__"):
         # An entry point: what `python -m` runs. Its body is run below, with --help.
         pytest.skip("an entry point")
