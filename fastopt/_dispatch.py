@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from . import _half
 from . import _kernels as _baseline
 
 ENV_VAR = "FASTOPT_SIMD"
@@ -66,8 +67,33 @@ _SPECIALISATION = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"
 
 
 def _table(module):
-    return {(rule, dtype): getattr(module, rule)[name]
-            for rule in FUSED for dtype, name in _SPECIALISATION.items()}
+    table = {(rule, dtype): getattr(module, rule)[name]
+             for rule in FUSED for dtype, name in _SPECIALISATION.items()}
+    table.update(_half_entries(table))
+    return table
+
+
+def _half_entries(table):
+    """(name, "bfloat16"/"float16") -> the 16-bit parameter kernels (docs/contract.md §14).
+
+    PLACEHOLDER until the fused kernels land: the float32 kernel between the reference's
+    integer conversions (same bits, three passes instead of one)."""
+    f32 = np.dtype(np.float32)
+    entries = {}
+    for kind in _half.KINDS:
+        for rule in ("sgd", "momentum", "rmsprop", "adam", "adagrad"):
+            def step(master, grad_bits, *rest, _update=table[rule, f32], _kind=kind):
+                *args, param_bits = rest
+                _update(master, _half.widen(grad_bits, _kind), *args)
+                _half.narrow(master, _kind, out=param_bits)
+            entries[rule, kind] = step
+        entries["all_finite", kind] = lambda b, _k=kind: bool(_half.finite(b, _k).all())
+        entries["sumsq", kind] = lambda b, _k=kind, _f=table["sumsq", f32]: _f(
+            _half.widen(b, _k))
+        entries["sumsq_blocks", kind] = lambda b, out, _k=kind, _f=table["sumsq_blocks", f32]: _f(
+            _half.widen(b, _k), out)
+        entries["as_view", kind] = lambda b: b
+    return entries
 
 
 current = _initial()

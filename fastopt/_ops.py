@@ -5,7 +5,7 @@ the kernels the 1-D contiguous buffers they take (an absent option's state array
 Calls go to the SIMD variant chosen by ``fastopt._dispatch`` (looked up on every call, so that
 switching variants takes effect at once).
 """
-from . import _dispatch
+from . import _dispatch, _half
 from . import _validation as _v
 
 
@@ -68,6 +68,18 @@ def scale(x, coef):
 
 def all_finite(x):
     return _dispatch.table["all_finite", x.dtype](x.reshape(-1))
+
+
+def all_finite_half(grad_bits, kind):
+    return _dispatch.table["all_finite", kind](grad_bits.reshape(-1))
+
+
+def sumsq_half(grad_bits, kind):
+    return _dispatch.table["sumsq", kind](grad_bits.reshape(-1))
+
+
+def sumsq_blocks_half(grad_bits, kind, out):
+    _dispatch.table["sumsq_blocks", kind](grad_bits.reshape(-1), out)
 
 
 def ewa(x, out, beta, bias_correction):

@@ -13,6 +13,7 @@ same (``np.errstate`` as a decorator). Checking for non-finite gradients is the 
 """
 import numpy as np
 
+from .. import _half
 from .. import _validation as _v
 
 _quiet = np.errstate(all="ignore")
@@ -167,11 +168,47 @@ def as_view(x):
     return x
 
 
+RULES = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
+
+
+def mixed(rule, kind):
+    """The update of a 16-bit parameter through its float32 master (docs/contract.md §14):
+    ``step(master, grad_bits, *states, *scalars, param_bits)``. The gradient's 16-bit patterns
+    are widened to float32 (exact), ``rule`` steps the master and the state in float32, and
+    ``param_bits`` (``uint16``) receives the master rounded to nearest even."""
+    update = globals()[rule]
+
+    def step(master, grad_bits, *rest):
+        *args, param_bits = rest
+        update(master, _half.widen(grad_bits, kind).reshape(master.shape), *args)
+        _half.narrow(master, kind, out=param_bits)
+
+    step.__name__ = step.__qualname__ = f"{rule}_{kind}"
+    return step
+
+
+def all_finite_half(grad_bits, kind):
+    """True when no 16-bit value of ``grad_bits`` is inf or NaN."""
+    return bool(_half.finite(grad_bits, kind).all())
+
+
+def sumsq_half(grad_bits, kind):
+    """:func:`sumsq` of the widened values (each exact in float32, then in float64)."""
+    return sumsq(_half.widen(grad_bits, kind))
+
+
+def sumsq_blocks_half(grad_bits, kind, out):
+    sumsq_blocks(_half.widen(grad_bits, kind), out)
+
+
 _TABLE = {(rule, np.dtype(dt)): globals()[rule]
-          for rule in ("sgd", "momentum", "rmsprop", "adam", "adagrad", "as_view")
+          for rule in RULES + ("as_view",)
           for dt in (np.float32, np.float64)}
+_TABLE.update(((rule, kind), mixed(rule, kind)) for rule in RULES for kind in _half.KINDS)
+_TABLE.update((("as_view", kind), as_view) for kind in _half.KINDS)
 
 
 def kernel_table():
-    """(rule, dtype) -> update function (the reference's take any shape, 1-D included)."""
+    """(rule, dtype) -> update function (the reference's take any shape, 1-D included);
+    (rule, "bfloat16"/"float16") -> :func:`mixed`'s step."""
     return _TABLE
