@@ -5,7 +5,7 @@ the kernels the 1-D contiguous buffers they take (an absent option's state array
 Calls go to the SIMD variant chosen by ``fastopt._dispatch`` (looked up on every call, so that
 switching variants takes effect at once).
 """
-from . import _dispatch, _half
+from . import _dispatch
 from . import _validation as _v
 
 
