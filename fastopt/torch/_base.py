@@ -19,6 +19,10 @@ A step, in three phases, so that a refusal leaves everything as it was:
 3. step: per (group, dtype), one kernel call over each run of consecutive parameters that have a
    gradient and the same step count (the common case: one call for the whole group), with the
    scalars computed exactly as ``fastopt.reference``'s objects compute them.
+
+16-bit (bfloat16, float16) parameters and gradients have 16-bit buffers of that layout; their
+float32 master copy (state ``"master"``) and their states are float32 buffers of the same
+layout, and their kernel is the table's ``(rule, kind)`` entry (``_half_kernel``).
 """
 import functools
 import itertools
@@ -233,11 +237,22 @@ class PackedOptimizer(torch.optim.Optimizer):
     slot or storage (``b.weight.data = a.weight.data`` after building: the step would untie
     them). Refused with a ``TypeError``/``ValueError`` naming the parameter (its name with
     ``named_parameters()``, else ``param_groups[g]['params'][i]``), before anything is written:
-    non-CPU (CUDA, meta) parameters or gradients, sparse ones, complex ones, float16/bfloat16
-    ones (until mixed precision exists), other dtypes, parameters sharing storage with each
+    non-CPU (CUDA, meta) parameters or gradients, sparse ones, complex ones, dtypes other than
+    float32, float64, bfloat16 and float16, parameters sharing storage with each
     other (tied views; the same Parameter twice in a group, or in two groups), parameters in
     shared memory (``p.is_shared()``, Hogwild: packing would un-share them; use torch.optim, or
     build this optimizer before ``share_memory()``), gradients of another dtype or shape.
+
+    16-bit parameters
+    -----------------
+    bfloat16 and float16 parameters (and their gradients) stay 16-bit, packed like the others;
+    the optimizer keeps a float32 master of each (``state[p]["master"]``, widened exactly from
+    the parameter at construction) and float32 state, and a step is one call of the kernel
+    table's ``(rule, "bfloat16"/"float16")`` entry per (group, dtype): the master and state get
+    the reference's float32 step on the widened gradient, the parameter the master rounded to
+    nearest even. A write to a 16-bit parameter that its version counter records
+    (``with torch.no_grad(): p.mul_(2)``, ``model.load_state_dict``) and that changes its bits
+    makes the master that value widened at the next step. Loss scaling: :meth:`step`.
 
     Moved and repointed memory
     --------------------------
