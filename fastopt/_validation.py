@@ -1228,12 +1228,12 @@ def torch_bad_tensor(what, name, why, error=ValueError):
 
 def torch_amp_scalar(name, value):
     """``optimizer.grad_scale`` / ``optimizer.found_inf`` as torch.amp.GradScaler sets them (a
-    1-element float tensor; a Python number is taken too): the number, or a refusal before
-    anything is written. ``grad_scale`` must be finite and > 0 (the loss was multiplied by it;
+    1-element float tensor; a real number is taken too, and a bool for ``found_inf``): the
+    number, or a refusal before anything is written. ``grad_scale`` must be finite and > 0 (the loss was multiplied by it;
     the step multiplies the gradients by its reciprocal)."""
-    if isinstance(value, bool) or value is None:
+    if value is None or (isinstance(value, bool) and name == "grad_scale"):
         bad = True
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, numbers.Real):
         bad = False
     else:
         numel = getattr(value, "numel", None)

@@ -402,6 +402,9 @@ class PackedOptimizer(torch.optim.Optimizer):
         """(Re)build every buffer from the current parameters and state; see the module
         docstring. Checks come first: on a refusal nothing has changed."""
         old = {id(s.param): s for s in self._slots}
+        # 16-bit parameters written in place since the last step take their new values into
+        # their masters here, as a step would have (the re-pack would hide the write).
+        stale = {id(s.param) for s in getattr(self, "_half_slots", ()) if self._master_stale(s)}
         order = []  # (group index, index in group, param), packed order
         for gi, group in enumerate(self.param_groups):
             for dtype in _DTYPE_ORDER:
@@ -481,6 +484,8 @@ class PackedOptimizer(torch.optim.Optimizer):
                         s.grad.copy_(was.grad)
                     for name, view in was.views.items():
                         s.views[name].copy_(view)
+                    if id(p) in stale:
+                        self._widen_master(s, bufs[s.dtype])
                     steps_np[s.k] = float(was.step)
                     state = self.state.get(p)
                     if state:

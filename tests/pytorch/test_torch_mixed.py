@@ -500,3 +500,30 @@ def test_add_param_group_with_half_parameters_keeps_masters():
     b.grad = torch.ones(6, dtype=torch.float16)
     opt.step()
     assert opt.state[b]["master"].dtype == torch.float32
+
+
+def test_in_place_write_then_add_param_group_keeps_the_write():
+    p = torch.nn.Parameter(torch.full((4,), 1.5, dtype=torch.bfloat16))
+    opt = fo.SGD([p], lr=0.5)
+    p.grad = torch.ones(4, dtype=torch.bfloat16)
+    opt.step()  # master 1.0
+    with torch.no_grad():
+        p.fill_(4.0)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, dtype=torch.float16))]})
+    np.testing.assert_array_equal(opt.state[p]["master"].numpy(), np.full(4, 4.0, np.float32))
+    opt.step()
+    np.testing.assert_array_equal(opt.state[p]["master"].numpy(), np.full(4, 3.5, np.float32))
+
+
+@pytest.mark.parametrize("found_inf", [True, 1, 1.0, np.float32(2.0), torch.tensor([1.0])])
+def test_found_inf_as_a_number_or_bool(found_inf):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = fo.Adam([p])
+    p.grad = torch.ones(3)
+    opt.found_inf = found_inf
+    opt.step()
+    assert torch.equal(p.detach(), torch.ones(3)) and not opt.state[p]
+    opt.found_inf = False
+    opt.grad_scale = np.float32(4.0)
+    opt.step()
+    assert float(opt.state[p]["step"]) == 1
