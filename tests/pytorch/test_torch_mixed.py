@@ -527,3 +527,61 @@ def test_found_inf_as_a_number_or_bool(found_inf):
     opt.grad_scale = np.float32(4.0)
     opt.step()
     assert float(opt.state[p]["step"]) == 1
+
+
+def test_an_assigned_master_is_copied_in_and_the_parameter_follows():
+    p = torch.nn.Parameter(torch.ones(4, dtype=torch.bfloat16))
+    opt = fo.SGD([p], lr=0.5)
+    p.grad = torch.ones(4, dtype=torch.bfloat16)
+    opt.step()
+    mine = torch.full((4,), 2.0 + 2.0 ** -12)  # below bfloat16's resolution at 2
+    opt.state[p]["master"] = mine
+    opt.step()
+    assert opt.state[p]["master"] is opt._slots[0].views["master"]
+    np.testing.assert_array_equal(opt.state[p]["master"].numpy(),
+                                  np.full(4, np.float32(2.0 + 2.0 ** -12) - np.float32(0.5)))
+    assert torch.equal(mine, torch.full((4,), 2.0 + 2.0 ** -12))  # only read
+    np.testing.assert_array_equal(bits(p), _half.narrow(opt.state[p]["master"].numpy(),
+                                                        "bfloat16"))
+
+
+def test_a_bad_master_is_refused_before_writing():
+    p = torch.nn.Parameter(torch.ones(4, dtype=torch.float16))
+    opt = fo.Adam([p])
+    p.grad = torch.ones(4, dtype=torch.float16)
+    opt.step()
+    before = bits(p).copy()
+    opt.state[p]["master"] = torch.ones(5)
+    with pytest.raises(ValueError, match=r"state\['master'\] of param_groups\[0\]\['params'\]"
+                                         r"\[0\] has shape \(5,\)"):
+        opt.step()
+    np.testing.assert_array_equal(bits(p), before)
+    assert float(opt._steps_np[0]) == 1
+
+
+def test_a_state_dict_saved_before_the_first_step_takes_the_parameters():
+    """No state, no master saved: after loading, each master is its parameter widened (the
+    parameters written in place since construction included)."""
+    model = _tiny_model("bfloat16")
+    opt = fo.Adam(model.parameters(), lr=0.01)
+    sd = opt.state_dict()
+    assert sd["state"] == {}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    opt.load_state_dict(sd)
+    slots = {id(s.param): s for s in opt._slots}
+    for p in model.parameters():
+        np.testing.assert_array_equal(slots[id(p)].views["master"].numpy(),
+                                      _half.widen(bits(p), "bfloat16").reshape(p.shape))
+
+
+def test_replaced_data_of_the_same_dtype_becomes_the_master():
+    p = torch.nn.Parameter(torch.ones(4, dtype=torch.float16))
+    opt = fo.SGD([p], lr=0.5)
+    p.grad = torch.ones(4, dtype=torch.float16)
+    opt.step()
+    p.data = torch.full((4,), 3.0, dtype=torch.float16)
+    opt.step()
+    assert p.data_ptr() == opt._slots[0].data.data_ptr()
+    np.testing.assert_array_equal(opt.state[p]["master"].numpy(), np.full(4, 2.5, np.float32))
