@@ -45,7 +45,6 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _BF16, _F16 = np.dtype(np.uint16), np.dtype(np.float16)
 _MAX_STEP = 2 ** 24  # float32 counts every whole number up to here, not one past it
 _DTYPE_ORDER = (_F32, _F64, _BF16, _F16)
-_HALF_TORCH = (torch.bfloat16, torch.float16)
 MASTER = "master"
 """The state key of a 16-bit parameter's float32 master copy (docs/contract.md §13)."""
 
