@@ -24,7 +24,7 @@ from fastopt._apps import bench as _bench
 def before_step(before, name, workload, dtype):
     """``opt.step`` of the earlier commit's fastopt.torch, set up as ``_bench`` sets up ours."""
     params, grads = _bench.torch_params(_bench.workload_shapes(workload), dtype)
-    kwargs, _ = _bench.TORCH_CASES[name]
+    kwargs = _bench.TORCH_CASES[name]
     opt = getattr(before.torch, name)(params, **kwargs)
     _bench.set_grads(params, grads)
     opt.step()

@@ -23,7 +23,7 @@ SIZES = [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n:.0e}")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", list(_bench.OPTIMIZERS))
+@pytest.mark.parametrize("name", list(_bench.BENCH_OPTIMIZERS))
 @pytest.mark.parametrize("impl", ["fastopt", "reference", "torch-fused", "numpy-assignment"])
 def test_step(benchmark, impl, name, dtype, n, threads):
     if impl == "numpy-assignment" and name != "Adam":

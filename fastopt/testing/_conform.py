@@ -49,14 +49,11 @@ import math
 
 import numpy as np
 
+from ._cases import EDGE_CLASSES, RULES
 from ._ulp import ulp_distance
 from .. import _validation as _v
 
 __all__ = ["check_update", "ConformanceReport", "CaseResult", "Divergence"]
-
-RULES = ("SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad")
-EDGE_CLASSES = ("pos_zero", "neg_zero", "subnormal", "max_finite", "overflow", "inf_grad",
-                "nan_grad")
 _U64_MAX = np.iinfo(np.uint64).max
 _ALIGN = 64  # bytes: an AVX-512 vector and a cache line, as the cases count offsets
 _INT_OF = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
