@@ -7,7 +7,7 @@ A copy kept on purpose. The package has these functions too (``fastopt._lab``, t
 ``model`` in ``fastopt._experiment``, the course's ``random_mini_batches`` in
 ``fastopt._apps.course``), and the tests hold them up to this file: an oracle that imported the
 code under test would check nothing. ``fastopt._apps.course.random_mini_batches`` is held to
-this one in tests/apps/test_train.py; benchmarks/test_minibatch.py times that one.
+this one in tests/apps/test_train.py; benchmarks/test_minibatch_epoch.py times that one.
 """
 
 import numpy as np

@@ -1,13 +1,13 @@
 """The SIMD variants of the kernels against each other, call for call in one process, and
 against an earlier commit's build.
 
-    python benchmarks/ab_variants.py                          # every variant this build has
-    python benchmarks/ab_variants.py --variants avx2,avx512 --sizes 1e5,1e6 --rounds 300
-    python benchmarks/build_before.py d7c297b /tmp/fastopt-before
-    python benchmarks/ab_variants.py --variants avx2 --before /tmp/fastopt-before
+    python benchmarks/tools/ab_variants.py                          # every variant this build has
+    python benchmarks/tools/ab_variants.py --variants avx2,avx512 --sizes 1e5,1e6 --rounds 300
+    python benchmarks/tools/build_before.py d7c297b /tmp/fastopt-before
+    python benchmarks/tools/ab_variants.py --variants avx2 --before /tmp/fastopt-before
 
 ``--before DIR`` adds, for each variant, the same variant of the package that
-``benchmarks/build_before.py`` built in DIR (``fastopt_before``), called the same way.
+``benchmarks/tools/build_before.py`` built in DIR (``fastopt_before``), called the same way.
 
 Each round calls every variant once, one after the other, on the same arrays (one thread), so
 that the drift of a shared machine hits them alike; the medians are printed with the ratio of
@@ -38,7 +38,7 @@ RULES = {
 
 
 def load_before(folder):
-    """The package ``benchmarks/build_before.py`` built in ``folder``."""
+    """The package ``benchmarks/tools/build_before.py`` built in ``folder``."""
     sys.path.insert(0, folder)
     try:
         return importlib.import_module("fastopt_before")

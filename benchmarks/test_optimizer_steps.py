@@ -1,8 +1,8 @@
 """Optimizer steps: fastopt vs the NumPy reference vs torch.optim (fused=True, when torch is
 installed; skipped otherwise), per optimizer, dtype, size and thread count.
 
-    pytest benchmarks/test_optimizers.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_optimizer_steps.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Each group is one case measured in one run. Optimizer steps are measured in steady state (the
 step count set past 160: from there fastopt's float32 Adam skips the first bias division, which

@@ -1,8 +1,8 @@
 """One epoch of mini-batches on (784, 60000) float32, batch 64: fastopt vs the assignment's
 function, the NumPy reference and ``X.copy()``.
 
-    pytest benchmarks/test_minibatch.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_minibatch_epoch.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Ratios are other / fastopt: ``copy 0.45x`` means a copy takes 0.45 of fastopt's time, i.e. fastopt
 takes 2.2 copies.
@@ -12,8 +12,8 @@ A/B against another build of the gathers, in the same run (e.g. before a kernel 
 gain an entry ``fastopt-ab``, the same Python over that build's ``columns_into``/``take_rows``::
 
     FASTOPT_AB_KERNELS=/tmp/old/fastopt/_kernels_avx2.cpython-311-x86_64-linux-gnu.so \
-        pytest benchmarks/test_minibatch.py -k iterator --benchmark-json=ab.json
-    python benchmarks/ratios.py ab.json
+        pytest benchmarks/test_minibatch_epoch.py -k iterator --benchmark-json=ab.json
+    python benchmarks/tools/ratios.py ab.json
 """
 import importlib.util
 import os

@@ -1,12 +1,12 @@
 """Issue 13: Adam float32 against torch.optim.Adam(fused=True) at early (t = 10) and later
 (t = 1000) steps, a streaming pass for the GB/s ceiling, and the small-array call; with the
 package of an earlier commit beside it when ``FASTOPT_BEFORE`` names a folder built by
-``benchmarks/build_before.py``.
+``benchmarks/tools/build_before.py``.
 
-    python benchmarks/build_before.py e02b80d /tmp/fastopt-before
-    FASTOPT_BEFORE=/tmp/fastopt-before pytest benchmarks/test_speed2.py \\
+    python benchmarks/tools/build_before.py e02b80d /tmp/fastopt-before
+    FASTOPT_BEFORE=/tmp/fastopt-before pytest benchmarks/test_adam_vs_torch_fused.py \\
         --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Entries of one group run in one process and one run: ``fastopt`` (this tree, array level,
 ``adam_update``), ``divider`` (the same with the FMA divisions of docs/contract.md §10 switched

@@ -1,7 +1,7 @@
 """fastopt.torch's ``opt.step()`` against an earlier commit's and torch's fused, in turn.
 
-    python benchmarks/build_before.py HEAD~1 /tmp/fastopt-before
-    python benchmarks/ab_torch_before.py --before /tmp/fastopt-before
+    python benchmarks/tools/build_before.py HEAD~1 /tmp/fastopt-before
+    python benchmarks/tools/ab_torch_before.py --before /tmp/fastopt-before
 
 For each optimizer and parameter list (``fastopt._apps.bench.workload_shapes``: ``mlp`` the
 784-256-256-10 network, ``mixed`` the 100 tensors of a small transformer, a number: one tensor of that many items),
@@ -36,7 +36,7 @@ def before_step(before, name, workload, dtype):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", metavar="DIR", required=True,
-                    help="a folder built by benchmarks/build_before.py")
+                    help="a folder built by benchmarks/tools/build_before.py")
     ap.add_argument("--optimizers", nargs="+", default=list(_bench.TORCH_CASES))
     ap.add_argument("--workloads", nargs="+", default=["mlp", "mixed", "1e6"],
                     help="mlp, mixed, or a number of items (one tensor)")

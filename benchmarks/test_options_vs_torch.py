@@ -1,13 +1,13 @@
 """The options of docs/contract.md §7–§8 against torch.optim, and the default Adam kernel before
 and after they were added.
 
-    pytest benchmarks/test_options.py --benchmark-json=options.json
-    python benchmarks/ratios.py options.json
+    pytest benchmarks/test_options_vs_torch.py --benchmark-json=options.json
+    python benchmarks/tools/ratios.py options.json
 
 Optimizers run in steady state (step count past 1000, see ``fastopt._apps.bench``), one float32 array
 of ``n`` items, fastopt and torch at the same thread count. torch has no fused RMSprop, so RMSProp
 is compared with ``foreach=True``. ``FASTOPT_BEFORE=DIR``, a folder where
-``benchmarks/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
+``benchmarks/tools/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
 its Adam kernel to the ``default Adam kernel`` groups (before/after in one run); without it
 those groups are skipped.
 """
@@ -126,7 +126,7 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     if impl == "before":
         old = _old_kernels()
         if old is None:
-            pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/build_before.py)")
+            pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/tools/build_before.py)")
         old.set_num_threads(threads)
         kernel = old.adam["float"]
         # The kernel's arguments grew with the options (issue 12): call a build from before them
