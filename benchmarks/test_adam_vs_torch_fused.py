@@ -16,9 +16,6 @@ off), ``before`` (the earlier commit, same call), ``torch-fused``, and ``stream`
 write p, m, v).
 """
 import contextlib
-import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -28,18 +25,7 @@ from fastopt import _dispatch
 from fastopt._apps import bench as _bench
 
 
-def _before():
-    folder = os.environ.get("FASTOPT_BEFORE")
-    if not folder:
-        return None
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module("fastopt_before")
-    finally:
-        sys.path.remove(folder)
-
-
-BEFORE = _before()
+BEFORE = _bench.load_before()
 # Warm up every entry before timing it: the first calls on fresh arrays fault their pages in
 # (np.zeros_like maps zero pages lazily), which without warm-up skewed whichever entry of a
 # group ran first by up to 30% at 1e6 items.

@@ -12,8 +12,6 @@ its Adam kernel to the ``default Adam kernel`` groups (before/after in one run);
 those groups are skipped.
 """
 import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -101,17 +99,6 @@ def test_clip_grad_norm(benchmark, impl, n, threads):
         benchmark(fastopt.clip_grad_norm, [g], 1e30)
 
 
-def _old_kernels():
-    path = os.environ.get("FASTOPT_BEFORE")
-    if not path:
-        return None
-    sys.path.insert(0, path)
-    try:
-        return importlib.import_module("fastopt_before._dispatch").kernels
-    finally:
-        sys.path.remove(path)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n:.0e}")
 @pytest.mark.parametrize("impl", ["fastopt", "before"])
@@ -124,9 +111,10 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     t = _bench.STEADY_STATE_STEP
     b1, b2 = _scalars.bias_correction(0.9, t), _scalars.bias_correction(0.999, t)
     if impl == "before":
-        old = _old_kernels()
-        if old is None:
+        before = _bench.load_before()
+        if before is None:
             pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/tools/build_before.py)")
+        old = importlib.import_module("fastopt_before._dispatch").kernels
         old.set_num_threads(threads)
         kernel = old.adam["float"]
         # The kernel's arguments grew with the options (issue 12): call a build from before them

@@ -12,7 +12,6 @@ round by ``fastopt._apps.bench.interleaved_best`` (best of ``--repeat`` batches)
 """
 import argparse
 import importlib
-import sys
 
 import numpy as np
 import torch
@@ -43,8 +42,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
-    sys.path.insert(0, args.before)
-    before = importlib.import_module("fastopt_before")
+    before = _bench.load_before(args.before)
     importlib.import_module("fastopt_before.torch")
     torch.set_num_threads(args.threads)
     fastopt.set_num_threads(args.threads)

@@ -2,11 +2,13 @@
 
 torch is optional: every torch entry is skipped when it is not installed.
 """
+import importlib
 import importlib.util
 import json
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -33,6 +35,20 @@ BYTES_PER_ITEM = 64
 # to exactly 1 and its division is skipped; every run longer than that spends nearly all of its
 # steps there. The benchmarks set the step count past it instead of stepping 1000 times first.
 STEADY_STATE_STEP = 1000
+
+
+def load_before(folder=None):
+    """The package ``benchmarks/tools/build_before.py`` built (an earlier commit's fastopt,
+    renamed ``fastopt_before``) in ``folder``, default the folder ``FASTOPT_BEFORE`` names; None
+    when neither names one. Its submodules import as ``fastopt_before.<name>`` after this."""
+    folder = folder or os.environ.get("FASTOPT_BEFORE")
+    if not folder:
+        return None
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module("fastopt_before")
+    finally:
+        sys.path.remove(folder)
 
 
 def have_torch():
