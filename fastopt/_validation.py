@@ -1029,6 +1029,15 @@ def check_conform_rule(rule, rules):
     raise ValueError(f"rule must be one of {', '.join(rules)} (any letter case), got {rule!r}")
 
 
+def check_conform_keywords(keywords, rule, defaults, what):
+    """Refuse hyperparameter names that ``fastopt.reference.<rule>`` does not take (``defaults``:
+    its keywords; ``what``: the argument that named them, for the message)."""
+    unknown = sorted(set(keywords) - set(defaults))
+    if unknown:
+        raise ValueError(f"{what} has {unknown}, which fastopt.reference.{rule} does not take; "
+                         f"its keywords are {sorted(defaults)}")
+
+
 def check_conform_dtypes(dtypes, allowed):
     """``check_update``'s ``dtypes``: one dtype or a sequence of them, each in ``allowed``
     (numpy dtypes); returned as a list of numpy dtypes without repeats. A single string is one

@@ -706,10 +706,8 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
         raise TypeError(f"fn must be a callable update function, got {type(fn).__name__}")
     fixed = dict(getattr(fn, "fixed_hyper", None) or {}) if hyper is None else dict(hyper)
     defaults = rule_defaults(rule)
-    unknown = sorted(set(fixed) - set(defaults))
-    if unknown:
-        raise ValueError(f"hyper has {unknown}, which fastopt.reference.{rule} does not take; "
-                         f"its keywords are {sorted(defaults)}")
+    _v.check_conform_keywords(fixed, rule, defaults, "hyper" if hyper is not None else
+                              f"{getattr(fn, '__name__', 'fn')}.fixed_hyper")
     from ._cases import DTYPES, Case
     if dtypes is not None:
         dtypes = _v.check_conform_dtypes(dtypes, DTYPES)

@@ -334,10 +334,7 @@ def from_optax(transformation, rule, **hyper):
     rule = _v.check_conform_rule(rule, RULES)
     fields = OPTAX_FIELDS[rule]
     defaults = rule_defaults(rule)
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        raise ValueError(f"{unknown}: fastopt.reference.{rule} has no such keyword; its "
-                         f"keywords are {sorted(defaults)}")
+    _v.check_conform_keywords(hyper, rule, defaults, "from_optax's **hyper")
     # Every option the rule has is fixed: the transformation was built once.
     fixed = {k: hyper.get(k, v) for k, v in defaults.items()}
 
