@@ -1,6 +1,6 @@
 """fastopt.ewa vs the reference loop on 1e6 values (issue: at least 50x).
 
-    pytest benchmarks/test_ewa.py --benchmark-json=bench.json && python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_ewa.py --benchmark-json=bench.json && python benchmarks/tools/ratios.py bench.json
 """
 import numpy as np
 import pytest

@@ -56,11 +56,11 @@ def bench(args, out=None, err=None):
         if args.workloads:
             print("bench: --workloads applies to --torch only", file=err)
             return 2
-        names = args.optimizers or list(_bench.OPTIMIZERS)
-        bad = [n for n in names if n not in _bench.OPTIMIZERS]
+        names = args.optimizers or list(_bench.BENCH_OPTIMIZERS)
+        bad = [n for n in names if n not in _bench.BENCH_OPTIMIZERS]
         if bad:
             print(f"bench: {bad[0]} is timed by bench --torch only (fastopt.torch against "
-                  f"torch.optim); choose from {', '.join(_bench.OPTIMIZERS)}", file=err)
+                  f"torch.optim); choose from {', '.join(_bench.BENCH_OPTIMIZERS)}", file=err)
             return 2
         sizes = args.sizes or [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
         result = _bench.run(names, sizes, args.threads, args.dtype, out, min_time=min_time)
@@ -128,11 +128,12 @@ def build_parser():
                     "tensors) and 100 tensors of a small transformer (1.0e6 items).",
         epilog="Examples: python -m fastopt bench --sizes 1e6 1e7 --json bench.json; "
                "python -m fastopt bench --torch --json torch.json")
-    names = list(_bench.OPTIMIZERS) + [n for n in _bench.TORCH_CASES
-                                       if n.lower() not in map(str.lower, _bench.OPTIMIZERS)]
+    timed = _bench.BENCH_OPTIMIZERS
+    names = list(timed) + [n for n in _bench.TORCH_CASES
+                           if n.lower() not in map(str.lower, timed)]
     b.add_argument("--optimizers", nargs="+", type=_cli.one_of(names), choices=names,
                    metavar="NAME", help="which optimizers, in any letter case (default: all of "
-                                        f"{', '.join(_bench.OPTIMIZERS)}; with --torch all of "
+                                        f"{', '.join(timed)}; with --torch all of "
                                         f"{', '.join(_bench.TORCH_CASES)})")
     b.add_argument("--sizes", nargs="+", metavar="N",
                    type=_cli.array_items(_bench.BYTES_PER_ITEM, "the arrays of one benchmark"),

@@ -9,7 +9,9 @@ import numpy as np
 from . import _lab
 from . import _validation as _v
 
-OPTIMIZERS = ("gd", "momentum", "adam", "rmsprop")
+# The values of model()'s ``optimizer`` argument: the assignment's names for its update rules
+# (not fastopt's optimizer classes, which are fastopt._optim.OPTIMIZERS).
+MODEL_OPTIMIZERS = ("gd", "momentum", "adam", "rmsprop")
 
 
 def load_dataset():
@@ -219,8 +221,8 @@ def model(ops, X, Y, layers_dims, optimizer, learning_rate=0.0007, mini_batch_si
     parameters : dict
         The trained parameters; ``(parameters, costs)`` with ``return_costs=True``.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
+    if optimizer not in MODEL_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(map(repr, MODEL_OPTIMIZERS))}, "
                          f"got {optimizer!r}")
     if decay is not None and not callable(decay):
         raise TypeError(f"decay must be None or a function (learning_rate0, epoch_num, "

@@ -1029,6 +1029,15 @@ def check_conform_rule(rule, rules):
     raise ValueError(f"rule must be one of {', '.join(rules)} (any letter case), got {rule!r}")
 
 
+def check_conform_keywords(keywords, rule, defaults, what):
+    """Refuse hyperparameter names that ``fastopt.reference.<rule>`` does not take (``defaults``:
+    its keywords; ``what``: the argument that named them, for the message)."""
+    unknown = sorted(set(keywords) - set(defaults))
+    if unknown:
+        raise ValueError(f"{what} has {unknown}, which fastopt.reference.{rule} does not take; "
+                         f"its keywords are {sorted(defaults)}")
+
+
 def check_conform_dtypes(dtypes, allowed):
     """``check_update``'s ``dtypes``: one dtype or a sequence of them, each in ``allowed``
     (numpy dtypes); returned as a list of numpy dtypes without repeats. A single string is one
@@ -1107,28 +1116,30 @@ def _torch_number(value, name, where):
                          f"{_abbreviated(value)}{_torch_where(where)}") from None
 
 
+def _torch_finite_nonnegative(value, name, invalid, where):
+    """``value`` as a Python float, finite and >= 0. A negative or NaN value gets torch's own
+    message, ``"<invalid>: <value>"`` (tests/pytorch/test_torch_errors.py compares it with
+    torch's); inf gets the same words and fastopt's reason (the kernels would spread it
+    silently, where torch accepts it)."""
+    number = _torch_number(value, name, where)
+    if not 0.0 <= number:
+        raise ValueError(f"{invalid}: {value}{_torch_where(where)}")
+    if number == math.inf:
+        raise ValueError(f"{invalid}: {value}{_torch_where(where)}: fastopt needs a finite "
+                         f"{name} >= 0")
+    return number
+
+
 def torch_lr(lr, where=""):
     """``lr`` as a Python float: torch's "Invalid learning rate" for a negative or NaN value,
     and fastopt's own refusal of inf (the kernels would spread it silently)."""
-    value = _torch_number(lr, "lr", where)
-    if not 0.0 <= value:
-        raise ValueError(f"Invalid learning rate: {lr}{_torch_where(where)}")
-    if value == math.inf:
-        raise ValueError(f"Invalid learning rate: {lr}{_torch_where(where)}: fastopt needs a "
-                         f"finite lr >= 0")
-    return value
+    return _torch_finite_nonnegative(lr, "lr", "Invalid learning rate", where)
 
 
 def torch_nonnegative(value, name, where=""):
     """A finite value >= 0 (``weight_decay``, ``momentum``, ``dampening``, ``lr_decay``,
     ``initial_accumulator_value``): torch's "Invalid <name> value: ..."."""
-    number = _torch_number(value, name, where)
-    if not 0.0 <= number:
-        raise ValueError(f"Invalid {name} value: {value}{_torch_where(where)}")
-    if number == math.inf:
-        raise ValueError(f"Invalid {name} value: {value}{_torch_where(where)}: fastopt needs "
-                         f"a finite {name} >= 0")
-    return number
+    return _torch_finite_nonnegative(value, name, f"Invalid {name} value", where)
 
 
 def torch_eps(eps, where=""):

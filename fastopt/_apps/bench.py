@@ -2,11 +2,13 @@
 
 torch is optional: every torch entry is skipped when it is not installed.
 """
+import importlib
 import importlib.util
 import json
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -15,15 +17,14 @@ import fastopt
 import fastopt.reference
 from fastopt import _dispatch
 
-OPTIMIZERS = {"SGD": dict(lr=1e-3), "Momentum": dict(lr=1e-3, beta=0.9),
-              "RMSProp": dict(lr=1e-3, beta=0.9, eps=1e-8),
-              "Adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)}
-# torch.optim equivalents. SGD with momentum and dampening 0.9 is the course's momentum form.
-# torch 2.13's RMSprop has no fused implementation; foreach=True is its fastest.
-TORCH = {"SGD": ("SGD", dict(lr=1e-3), dict(fused=True)),
-         "Momentum": ("SGD", dict(lr=1e-3, momentum=0.9, dampening=0.9), dict(fused=True)),
-         "RMSProp": ("RMSprop", dict(lr=1e-3, alpha=0.9, eps=1e-8), dict(foreach=True)),
-         "Adam": ("Adam", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8), dict(fused=True))}
+from . import registry as _registry
+
+# The optimizers `python -m fastopt bench` times (the course's four), each with the class's
+# default hyperparameters but the learning rate, BENCH_LR (which does not change the time).
+# Their torch.optim counterparts come from the registry (fastest path: fused=True, RMSprop
+# foreach=True); the course's Momentum is torch's SGD with momentum = dampening = 0.9.
+BENCH_OPTIMIZERS = ("SGD", "Momentum", "RMSProp", "Adam")
+BENCH_LR = 1e-3
 # Bytes moved per element and step for float32 (read p, g and the state, write p and the
 # state); twice as many for float64.
 BYTES_FLOAT32 = {"SGD": 12, "Momentum": 20, "RMSProp": 20, "Adam": 28}
@@ -34,6 +35,20 @@ BYTES_PER_ITEM = 64
 # to exactly 1 and its division is skipped; every run longer than that spends nearly all of its
 # steps there. The benchmarks set the step count past it instead of stepping 1000 times first.
 STEADY_STATE_STEP = 1000
+
+
+def load_before(folder=None):
+    """The package ``benchmarks/tools/build_before.py`` built (an earlier commit's fastopt,
+    renamed ``fastopt_before``) in ``folder``, default the folder ``FASTOPT_BEFORE`` names; None
+    when neither names one. Its submodules import as ``fastopt_before.<name>`` after this."""
+    folder = folder or os.environ.get("FASTOPT_BEFORE")
+    if not folder:
+        return None
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module("fastopt_before")
+    finally:
+        sys.path.remove(folder)
 
 
 def have_torch():
@@ -49,7 +64,7 @@ def data(n, dtype, seed=0):
 def fastopt_step(name, n, dtype, module=fastopt):
     """A zero-argument step of ``module``'s optimizer ``name`` over one array, in steady state."""
     p, g = data(n, dtype)
-    opt = getattr(module, name)([p], **OPTIMIZERS[name])
+    opt = getattr(module, name)([p], lr=BENCH_LR)
     grads = [g]
     opt.step(grads)
     opt.t = STEADY_STATE_STEP
@@ -63,8 +78,10 @@ def torch_step(name, n, dtype, threads):
     p0, g0 = data(n, dtype)
     p = torch.from_numpy(p0)
     p.grad = torch.from_numpy(g0)
-    cls, hyper, mode = TORCH[name]
-    opt = getattr(torch.optim, cls)([p], **mode, **hyper)
+    cls = getattr(fastopt, name)
+    hyper = dict(_registry.default_hyperparameters(cls), lr=BENCH_LR)
+    torch_name, kwargs, fastest = _registry.torch_counterpart(cls, hyper)
+    opt = getattr(torch.optim, torch_name)([p], **fastest, **kwargs)
     opt.step()
     return opt.step
 
@@ -220,16 +237,17 @@ def _us(seconds):
 
 # -- fastopt.torch against torch.optim (python -m fastopt bench --torch) ----------------------
 
-# torch.optim class name -> (its keyword arguments here, the flags of its fastest CPU path).
-# The hyperparameters are torch's defaults but for SGD's momentum (heavy ball, the common use)
-# and the learning rates, which do not change the time. torch 2.13's RMSprop has no fused
-# implementation: foreach=True is its fastest (and what the table labels it).
+# The cases of `bench --torch`: torch.optim class name (the fastopt.torch class of the same
+# name) -> its keyword arguments, in torch's names. The hyperparameters are torch's defaults
+# but for SGD's momentum (heavy ball, the common use) and the learning rates, which do not
+# change the time. torch's fastest path for each is the registry's (TORCH_FASTEST: fused=True;
+# RMSprop foreach=True, torch 2.13 having no fused RMSprop, and what the table labels it).
 TORCH_CASES = {
-    "Adam": (dict(lr=1e-3), dict(fused=True)),
-    "AdamW": (dict(lr=1e-3, weight_decay=0.01), dict(fused=True)),
-    "SGD": (dict(lr=1e-3, momentum=0.9), dict(fused=True)),
-    "RMSprop": (dict(lr=1e-3), dict(foreach=True)),
-    "Adagrad": (dict(lr=1e-2), dict(fused=True)),
+    "Adam": dict(lr=1e-3),
+    "AdamW": dict(lr=1e-3, weight_decay=0.01),
+    "SGD": dict(lr=1e-3, momentum=0.9),
+    "RMSprop": dict(lr=1e-3),
+    "Adagrad": dict(lr=1e-2),
 }
 # The three implementations of a comparison: fastopt.torch, torch's fastest CPU path and
 # torch's default (fused=None, foreach=None: on CPU tensors, the loop over the tensors).
@@ -293,7 +311,7 @@ def make_torch_optimizer(impl, name, params):
     """The optimizer ``impl`` (one of :data:`TORCH_IMPLS`) of class ``name`` over ``params``,
     with the keyword arguments of :data:`TORCH_CASES`."""
     import torch
-    kwargs, fastest = TORCH_CASES[name]
+    kwargs, fastest = TORCH_CASES[name], _registry.TORCH_FASTEST[name]
     if impl == "fastopt.torch":
         return fastopt_torch_class(name)(params, **kwargs)
     if impl == "torch fastest":
@@ -386,7 +404,7 @@ def run_torch(names, workloads, threads_list, dtype, out, min_time=0.05, repeat=
                                tensors=len(workload_shapes(workload)), threads=threads,
                                dtype=dtype.name, fastopt_torch=t["fastopt.torch"],
                                torch_fastest=t["torch fastest"],
-                               torch_fastest_flags=TORCH_CASES[name][1],
+                               torch_fastest_flags=_registry.TORCH_FASTEST[name],
                                torch_default=t["torch default"])
                     row["ratio_fastest"] = row["torch_fastest"] / row["fastopt_torch"]
                     row["ratio_default"] = row["torch_default"] / row["fastopt_torch"]

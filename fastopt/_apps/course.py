@@ -39,6 +39,8 @@ def random_mini_batches(X, Y, mini_batch_size, rng):
         One-hot labels (the course's ``Y`` for softmax).
     mini_batch_size : int
     rng : numpy.random.Generator
+        Anything with ``permutation(m)``: ``np.random`` after ``np.random.seed(seed)`` gives
+        the assignment's function exactly (tests/apps/test_train.py holds the two equal).
 
     Returns
     -------

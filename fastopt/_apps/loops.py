@@ -17,6 +17,7 @@ import numpy as np
 import fastopt
 
 from . import course as _course, mlp as _mlp
+from .registry import TORCH  # fastopt class name -> torch.optim class, keywords, flags
 
 DEFAULT_LAYERS = (784, 256, 256, 10)
 DEFAULT_HIDDEN = DEFAULT_LAYERS[1:-1]
@@ -252,27 +253,6 @@ class CourseLoop(_Loop):
                 progress.batch(self.name, epoch, n_epochs, k + 1, len(minibatches))
         return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
                     phases=phases, losses=losses)
-
-
-# fastopt class name -> (torch.optim class, its keyword arguments from our hyperparameters,
-# its fastest implementation). SGD with momentum = dampening = beta is the course's momentum
-# after the first step (torch starts the buffer at g, the course at (1 - beta) g).
-TORCH = {
-    "SGD": ("SGD", lambda h: dict(lr=h["lr"]), dict(fused=True)),
-    "Momentum": ("SGD", lambda h: dict(lr=h["lr"], momentum=h["beta"], dampening=h["beta"]),
-                 dict(fused=True)),
-    "RMSProp": ("RMSprop", lambda h: dict(lr=h["lr"], alpha=h["beta"], eps=h["eps"]),
-                dict(foreach=True)),  # torch 2.13's RMSprop has no fused implementation
-    "Adam": ("Adam", lambda h: dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"]),
-             dict(fused=True)),
-    "AdamW": ("AdamW", lambda h: dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
-                                      weight_decay=h["weight_decay"]), dict(fused=True)),
-    "Adagrad": ("Adagrad", lambda h: dict(lr=h["lr"], lr_decay=h["lr_decay"], eps=h["eps"],
-                                          weight_decay=h["weight_decay"],
-                                          initial_accumulator_value=h[
-                                              "initial_accumulator_value"]),
-                dict(fused=True)),
-}
 
 
 def torch_optimizer_name(cls, module="torch.optim"):

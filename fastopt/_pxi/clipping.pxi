@@ -9,7 +9,7 @@
 # in float64 (24-bit significands, 48-bit product).
 
 cdef Py_ssize_t _BLOCK = 1024
-SUMSQ_BLOCK = _BLOCK   # the reference's own constant must equal it (tests/test_build.py)
+SUMSQ_BLOCK = _BLOCK   # the reference's own constant must equal it (tests/kernels/test_build.py)
 
 
 cdef double _block_sumsq(const floating* x, Py_ssize_t n) noexcept nogil:

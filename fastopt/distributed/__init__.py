@@ -407,7 +407,7 @@ class DistributedOptimizer:
         exchange (see the module docstring).
 
         Cost: an ``Allgather`` of ``8 * (3 + hyperparameters)`` bytes per rank (96 for Adam)
-        and the local checks. Measured with ``benchmarks/ab_agreement.py`` (medians of 2000
+        and the local checks. Measured with ``benchmarks/tools/ab_agreement.py`` (medians of 2000
         alternating steps, mpich, world 2, one thread per rank, this 2-core machine shared at
         load 3-4): +6 to +10 us a step at 1e3 float32 Adam items (20 -> 26 us) and +7 to +12
         us at 1e4 (54 -> 63 us); one disturbed run of three showed +56 us on one rank. The

@@ -22,11 +22,10 @@ from mpi4py import MPI
 
 import fastopt
 from fastopt import _experiment
-from fastopt._apps import cli as _cli
-from fastopt._optim import OPTIMIZERS
+from fastopt._apps import cli as _cli, registry as _registry
 from fastopt.distributed import DistributedOptimizer
 
-CLASSES = {cls.__name__.lower(): cls for cls in OPTIMIZERS}
+CLASSES = _registry.optimizers()  # command-line name -> fastopt optimizer class
 LAYERS = [2, 5, 2, 1]
 # The most one rank of ``bench`` holds at once, per float32 item: parameters, gradients, Adam's
 # two state arrays, the reduced and received copies of the gradients, the gathered parameters,

@@ -104,6 +104,10 @@ def adagrad(param, grad, sum_sq, clr, eps, weight_decay, maximize, grad_scale):
     param[...] = param - clr * g / (np.sqrt(sum_sq) + eps)
 
 
+# The clipping sum's block, in items. Python code (fastopt.distributed's slices) reads it here;
+# the compiled kernels (fastopt/_pxi/clipping.pxi) and the C known-answer reader
+# (tests/conformance/c/kat_rules.h) cannot import it and hold their own, which
+# tests/kernels/test_build.py keeps equal to this one.
 SUMSQ_BLOCK = 1024
 
 

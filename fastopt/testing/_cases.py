@@ -36,7 +36,8 @@ from ..schedules import InverseTimeDecay, LinearWarmup, PiecewiseConstant, Sched
 
 __all__ = ["Case", "trajectory", "cases", "RULES", "OPTION_SETS", "EDGE_CLASSES"]
 
-RULES = ("SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad")
+# The rules: the names of fastopt's optimizer classes (fastopt._optim.OPTIMIZERS), in its order.
+RULES = tuple(cls.__name__ for cls in _optim.OPTIMIZERS)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 EDGE_CLASSES = ("pos_zero", "neg_zero", "subnormal", "max_finite", "overflow", "inf_grad",
                 "nan_grad")

@@ -49,14 +49,11 @@ import math
 
 import numpy as np
 
+from ._cases import EDGE_CLASSES, RULES
 from ._ulp import ulp_distance
 from .. import _validation as _v
 
 __all__ = ["check_update", "ConformanceReport", "CaseResult", "Divergence"]
-
-RULES = ("SGD", "Momentum", "RMSProp", "Adam", "AdamW", "Adagrad")
-EDGE_CLASSES = ("pos_zero", "neg_zero", "subnormal", "max_finite", "overflow", "inf_grad",
-                "nan_grad")
 _U64_MAX = np.iinfo(np.uint64).max
 _ALIGN = 64  # bytes: an AVX-512 vector and a cache line, as the cases count offsets
 _INT_OF = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
@@ -709,10 +706,8 @@ def check_update(fn, rule=None, *, cases=None, dtypes=None, small=False, hyper=N
         raise TypeError(f"fn must be a callable update function, got {type(fn).__name__}")
     fixed = dict(getattr(fn, "fixed_hyper", None) or {}) if hyper is None else dict(hyper)
     defaults = rule_defaults(rule)
-    unknown = sorted(set(fixed) - set(defaults))
-    if unknown:
-        raise ValueError(f"hyper has {unknown}, which fastopt.reference.{rule} does not take; "
-                         f"its keywords are {sorted(defaults)}")
+    _v.check_conform_keywords(fixed, rule, defaults, "hyper" if hyper is not None else
+                              f"{getattr(fn, '__name__', 'fn')}.fixed_hyper")
     from ._cases import DTYPES, Case
     if dtypes is not None:
         dtypes = _v.check_conform_dtypes(dtypes, DTYPES)

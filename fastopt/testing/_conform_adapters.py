@@ -78,9 +78,18 @@ def from_fastopt(rule, impl=None):
 TORCH_STATE = {"m": "exp_avg", "v": "exp_avg_sq", "v_max": "max_exp_avg_sq",
                "momentum_buffer": "momentum_buffer", "velocity": "momentum_buffer",
                "sq_avg": "square_avg", "grad_avg": "grad_avg", "sum_sq": "sum"}
-# torch class name -> the fastopt rule it computes by default.
-TORCH_RULE = {"SGD": "SGD", "RMSprop": "RMSProp", "Adam": "Adam", "AdamW": "AdamW",
-              "Adagrad": "Adagrad"}
+# fastopt rule -> the torch.optim class that computes it: the one mapping of fastopt's
+# optimizers to torch's (with torch_counterpart below for the keywords). `conform torch` and the
+# applications' registry (fastopt/_apps/registry.py: train --compare torch, bench) read it. The
+# course's Momentum is torch's SGD with dampening equal to momentum.
+TORCH_CLASSES = {"SGD": "SGD", "Momentum": "SGD", "RMSProp": "RMSprop", "Adam": "Adam",
+                 "AdamW": "AdamW", "Adagrad": "Adagrad"}
+# torch class name -> the fastopt rule it computes by default (the first rule mapped to it:
+# SGD's is SGD, not the course's Momentum).
+TORCH_RULE = {}
+for _rule, _torch_class in TORCH_CLASSES.items():
+    TORCH_RULE.setdefault(_torch_class, _rule)
+del _rule, _torch_class
 # Per rule: the fastopt keywords the torch class has (the rest are fastopt's own options,
 # nonfinite, max_grad_norm and the course's Nesterov, which torch lacks).
 TORCH_KEYWORDS = {
@@ -106,6 +115,48 @@ def _to_torch(rule, hyper):
         beta = kw.pop("beta", 0.9)
         kw["momentum"] = kw["dampening"] = beta
     return kw
+
+
+def torch_counterpart(rule, hyperparameters):
+    """The torch.optim class and keyword arguments that compute fastopt's ``rule`` with
+    ``hyperparameters``.
+
+    Parameters
+    ----------
+    rule : str
+        A fastopt rule (``"Adam"``, ``"Momentum"``, ...).
+    hyperparameters : dict
+        Any of the rule's keywords in fastopt's names, ``lr`` included (an optimizer's
+        ``.hyperparameters`` will do).
+
+    Returns
+    -------
+    (str, dict)
+        The ``torch.optim`` class name and its keywords (``betas``, ``alpha``, SGD's
+        ``momentum`` and ``dampening`` for the course's Momentum, ...).
+
+    Raises
+    ------
+    ValueError
+        When a hyperparameter torch has no keyword for (``nonfinite``, ``max_grad_norm``,
+        the course's Nesterov Momentum) is not at the rule's default: torch would compute
+        something else.
+
+    Examples
+    --------
+    >>> torch_counterpart("Momentum", {"lr": 0.1, "beta": 0.9, "nonfinite": "propagate"})
+    ('SGD', {'lr': 0.1, 'momentum': 0.9, 'dampening': 0.9})
+    """
+    rule = _v.check_conform_rule(rule, RULES)
+    defaults = rule_defaults(rule)
+    kept = {}
+    for key, value in hyperparameters.items():
+        if key == "lr" or key in TORCH_KEYWORDS[rule]:
+            kept[key] = value
+        elif not _same(value, defaults.get(key)):
+            raise ValueError(f"torch.optim.{TORCH_CLASSES[rule]} has no counterpart of "
+                             f"fastopt's {rule}({key}={value!r})")
+    return TORCH_CLASSES[rule], _to_torch(rule, kept)
 
 
 def _from_torch_kwargs(rule, kwargs):
@@ -283,10 +334,7 @@ def from_optax(transformation, rule, **hyper):
     rule = _v.check_conform_rule(rule, RULES)
     fields = OPTAX_FIELDS[rule]
     defaults = rule_defaults(rule)
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        raise ValueError(f"{unknown}: fastopt.reference.{rule} has no such keyword; its "
-                         f"keywords are {sorted(defaults)}")
+    _v.check_conform_keywords(hyper, rule, defaults, "from_optax's **hyper")
     # Every option the rule has is fixed: the transformation was built once.
     fixed = {k: hyper.get(k, v) for k, v in defaults.items()}
 

@@ -18,10 +18,6 @@ from .._apps import cli as _cli
 from .._apps.demo import require_matplotlib
 from . import _conform, _conform_adapters
 
-# fastopt rule -> (torch.optim class name, the rule= given to from_torch).
-TORCH_CLASSES = {"SGD": "SGD", "Momentum": "SGD", "RMSProp": "RMSprop", "Adam": "Adam",
-                 "AdamW": "AdamW", "Adagrad": "Adagrad"}
-
 
 def _target(text):
     """``torch``, ``fastopt`` or ``MODULE:FUNCTION`` (imported here, so that a bad one is a
@@ -113,7 +109,7 @@ def _functions(args):
         import torch
         out = []
         for r in rules:
-            cls = getattr(torch.optim, TORCH_CLASSES[r])
+            cls = getattr(torch.optim, _conform_adapters.TORCH_CLASSES[r])
             fused = args.fused and "fused" in inspect.signature(cls).parameters
             out.append((_conform_adapters.from_torch(cls, rule=r, **({"fused": True} if fused else {})),
                         r))

@@ -182,10 +182,11 @@ def test_bench_torch_steps_fastopt_torch(name):
         assert all(s == _bench.STEADY_STATE_STEP + 1 for s in steps)
 
 
-# -- benchmarks/torch_ulp_distance.py ---------------------------------------------------------
+# -- benchmarks/tools/torch_ulp_distance.py ---------------------------------------------------------
 
-def load_benchmark(name):
-    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+def load_benchmark_tool(name):
+    """The script ``benchmarks/tools/<name>.py`` as a module (its ``main`` is not run)."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "tools" / f"{name}.py"
     if not path.exists():
         pytest.skip("benchmarks/ is not beside tests/ (tests of an installed wheel)")
     spec = importlib.util.spec_from_file_location(name, path)
@@ -199,7 +200,7 @@ def load_benchmark(name):
 def test_ulp_distance_script_measures_fastopt_torch_equal_to_the_reference(case):
     """docs/torch.md's table: fastopt.torch writes the reference's bits at every checkpoint,
     and every tensor of torch's state is compared (a few steps, float32)."""
-    ulp = load_benchmark("torch_ulp_distance")
+    ulp = load_benchmark_tool("torch_ulp_distance")
     name, options, _ = ulp.CASES[case]
     result, same = ulp.measure(name, options, np.dtype(np.float32), [1, 3], "default")
     assert same is True

@@ -138,6 +138,24 @@ def test_gradients_against_finite_differences():
             assert abs(numeric - grads["d" + k][idx]) < 1e-6
 
 
+def test_course_batches_are_the_assignments():
+    # The course loop's random_mini_batches is the assignment's function, its permutation
+    # drawn from a generator instead of the reseeded global one: given NumPy's global
+    # generator reseeded as the assignment reseeds it, the same strided views of the same
+    # shuffled copy.
+    import assignment
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((4, 75)), (rng.random((1, 75)) > 0.5).astype(float)
+    want = assignment.random_mini_batches(X, Y, 16, seed=12)
+    np.random.seed(12)
+    got = _course.random_mini_batches(X, Y, 16, np.random)
+    assert len(got) == len(want) == 5
+    for (gx, gy), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(gx, wx)
+        np.testing.assert_array_equal(gy, wy)
+        assert gx.strides == wx.strides and gy.shape == wy.shape
+
+
 def test_both_loops_draw_the_same_batches():
     X, y, _, _ = tiny_data()
     loader = fastopt.MiniBatches(X, y, batch_size=64, seed=_loops.batch_rng(7), axis=1)

@@ -7,6 +7,8 @@ for the passes that need them, so that a stale build cannot let a pass test the 
 import importlib.metadata
 import io
 import os
+import pathlib
+import re
 
 import pytest
 
@@ -83,10 +85,16 @@ def test_show_config_reports_the_cpu_simd_features():
 
 @pytest.mark.parametrize("variant", _dispatch.available())
 def test_the_clipping_blocks_are_the_references(variant):
-    # The block size is written twice on purpose: once in the compiled kernels, once in the
-    # reference, which must not import them. This holds the two together.
+    # The block size is written in three places that cannot import one another: the compiled
+    # kernels (fastopt/_pxi/clipping.pxi; they import no fastopt module), the reference (which
+    # must not import the kernels it is the oracle of) and the plain-C known-answer reader
+    # (tests/conformance/c/kat_rules.h). Python code reads the reference's; this holds the
+    # three together.
     from fastopt.reference import _ops as reference_ops
     assert _dispatch.MODULES[variant].SUMSQ_BLOCK == reference_ops.SUMSQ_BLOCK == 1024
+    header = pathlib.Path(__file__).resolve().parents[1] / "conformance" / "c" / "kat_rules.h"
+    (c_block,) = re.findall(r"^#define KAT_SUMSQ_BLOCK (\d+)$", header.read_text(), re.M)
+    assert int(c_block) == reference_ops.SUMSQ_BLOCK
 
 
 @pytest.mark.parametrize("variant", _dispatch.available())

@@ -402,7 +402,7 @@ def test_block_sums_add_up_to_sumsq(fast_config, dtype):
     rng = np.random.default_rng(1)
     for n in (0, 5, 1024, 1025, 70000):
         x = rng.standard_normal(n).astype(dtype)
-        blocks = -(-n // 1024)
+        blocks = -(-n // _ref_ops.SUMSQ_BLOCK)
         a, b = np.empty(blocks), np.empty(blocks)
         _ops.sumsq_blocks(x, a)
         _ref_ops.sumsq_blocks(x, b)

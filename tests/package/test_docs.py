@@ -218,7 +218,7 @@ def test_the_contract_gives_float32_adamws_decay_factor_as_measured():
     assert f"{1 - factor:.6g}" == "1.00136e-05" and round((1 - factor) / (lr * wd) - 1, 4) == 0.0014
     assert _squeeze("`1 - 1.00136e-5`: every step decays 0.14 % more than asked") in contract
     medians = []
-    for scale in (1.0, 0.0):  # as benchmarks/adamw_decay.py measures it
+    for scale in (1.0, 0.0):  # as benchmarks/tools/adamw_decay.py measures it
         rng = np.random.default_rng(1)
         p32 = rng.standard_normal(100_000).astype(np.float32)
         p64 = p32.astype(np.float64)

@@ -8,18 +8,26 @@
  * and without -ffast-math, so each + - * / sqrt is one correctly rounded IEEE operation.
  */
 
-/* sum of x*x in float64 in the kernels' fixed order (docs/contract.md §8): blocks of 1024
- * items, each summed by eight interleaved lanes combined pairwise, then the blocks in order. */
+/* The clipping sum's block, in items: fastopt.reference._ops.SUMSQ_BLOCK (and the kernels'
+ * SUMSQ_BLOCK, fastopt/_pxi/clipping.pxi). A C program cannot import it, so
+ * tests/kernels/test_build.py reads this line and holds the three equal. */
+#ifndef KAT_SUMSQ_BLOCK
+#define KAT_SUMSQ_BLOCK 1024
+#endif
+
+/* sum of x*x in float64 in the kernels' fixed order (docs/contract.md §8): blocks of
+ * KAT_SUMSQ_BLOCK items, each summed by eight interleaved lanes combined pairwise, then the
+ * blocks in order. */
 static double KAT_FN(sumsq)(const KAT_T *x, long n)
 {
     double total = 0.0;
-    for (long b = 0; b < n; b += 1024) {
+    for (long b = 0; b < n; b += KAT_SUMSQ_BLOCK) {
         double lane[8];
         for (int j = 0; j < 8; j++) {
             long i = b + j;
             lane[j] = i < n ? (double)x[i] * (double)x[i] : 0.0;
         }
-        for (long k = 1; k < 128; k++)
+        for (long k = 1; k < KAT_SUMSQ_BLOCK / 8; k++)
             for (int j = 0; j < 8; j++) {
                 long i = b + 8 * k + j;
                 lane[j] += i < n ? (double)x[i] * (double)x[i] : 0.0;

@@ -4,6 +4,7 @@ import numpy as np
 
 import fastopt
 from fastopt.distributed import DistributedOptimizer, shard_bounds
+from fastopt.reference._ops import SUMSQ_BLOCK
 from common import RANK, WORLD, done, make_params, rank_grads, same_bits
 
 
@@ -38,7 +39,7 @@ assert opt.world == WORLD and opt.rank == RANK and opt.state_names == ("m", "v")
 # Slices: contiguous, covering, on block starts of the entries, within 512 of an even split.
 for world in range(1, 8):
     b = shard_bounds(params.layout, world)
-    starts = {o + k for _, s, o in params.layout for k in range(0, int(np.prod(s)), 1024)}
+    starts = {o + k for _, s, o in params.layout for k in range(0, int(np.prod(s)), SUMSQ_BLOCK)}
     assert b[0] == 0 and b[-1] == params.buffer.size and b == sorted(b)
     assert all(x in starts or x == params.buffer.size for x in b[1:-1]), (world, b)
     assert all(abs(b[r] - r * params.buffer.size / world) <= 512 for r in range(world))

@@ -4,8 +4,8 @@ process, call for call: each round times one step with the sequence and one with
 both alike. Prints the median time of each and the ratio (divider / FMA: above 1, the sequence
 is faster).
 
-    python benchmarks/ab_divisions.py                      # float32 and float64, t = 10
-    python benchmarks/ab_divisions.py --sizes 1e5,1e6 --steps 10,1000 --rounds 300
+    python benchmarks/tools/ab_divisions.py                      # float32 and float64, t = 10
+    python benchmarks/tools/ab_divisions.py --sizes 1e5,1e6 --steps 10,1000 --rounds 300
 
 A plain script rather than a pytest-benchmark group: pytest-benchmark times one entry after the
 other, and on this 2-core shared machine two entries of the same code differed by up to 20%.

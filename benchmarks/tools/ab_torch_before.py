@@ -1,7 +1,7 @@
 """fastopt.torch's ``opt.step()`` against an earlier commit's and torch's fused, in turn.
 
-    python benchmarks/build_before.py HEAD~1 /tmp/fastopt-before
-    python benchmarks/ab_torch_before.py --before /tmp/fastopt-before
+    python benchmarks/tools/build_before.py HEAD~1 /tmp/fastopt-before
+    python benchmarks/tools/ab_torch_before.py --before /tmp/fastopt-before
 
 For each optimizer and parameter list (``fastopt._apps.bench.workload_shapes``: ``mlp`` the
 784-256-256-10 network, ``mixed`` the 100 tensors of a small transformer, a number: one tensor of that many items),
@@ -12,7 +12,6 @@ round by ``fastopt._apps.bench.interleaved_best`` (best of ``--repeat`` batches)
 """
 import argparse
 import importlib
-import sys
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from fastopt._apps import bench as _bench
 def before_step(before, name, workload, dtype):
     """``opt.step`` of the earlier commit's fastopt.torch, set up as ``_bench`` sets up ours."""
     params, grads = _bench.torch_params(_bench.workload_shapes(workload), dtype)
-    kwargs, _ = _bench.TORCH_CASES[name]
+    kwargs = _bench.TORCH_CASES[name]
     opt = getattr(before.torch, name)(params, **kwargs)
     _bench.set_grads(params, grads)
     opt.step()
@@ -36,15 +35,14 @@ def before_step(before, name, workload, dtype):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", metavar="DIR", required=True,
-                    help="a folder built by benchmarks/build_before.py")
+                    help="a folder built by benchmarks/tools/build_before.py")
     ap.add_argument("--optimizers", nargs="+", default=list(_bench.TORCH_CASES))
     ap.add_argument("--workloads", nargs="+", default=["mlp", "mixed", "1e6"],
                     help="mlp, mixed, or a number of items (one tensor)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
-    sys.path.insert(0, args.before)
-    before = importlib.import_module("fastopt_before")
+    before = _bench.load_before(args.before)
     importlib.import_module("fastopt_before.torch")
     torch.set_num_threads(args.threads)
     fastopt.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Array-level updates, fastopt vs the NumPy reference, float32, one group per rule and size.
 
-    pytest benchmarks/test_updates.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_array_updates.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json
 """
 import numpy as np
 import pytest

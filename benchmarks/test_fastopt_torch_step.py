@@ -3,9 +3,9 @@ count: fastopt.torch, torch's fastest CPU path (``fused=True``; RMSprop ``foreac
 2.13 having no fused RMSprop) and torch's default (``fused=None``: on CPU its loop over the
 tensors) in one group.
 
-    pytest benchmarks/test_torch_optim.py --benchmark-json=torch.json
-    python benchmarks/ratios.py torch.json --baseline fastopt.torch
-    FASTOPT_BENCH_LARGE=1 pytest benchmarks/test_torch_optim.py     # adds one tensor of 1e7
+    pytest benchmarks/test_fastopt_torch_step.py --benchmark-json=torch.json
+    python benchmarks/tools/ratios.py torch.json --baseline fastopt.torch
+    FASTOPT_BENCH_LARGE=1 pytest benchmarks/test_fastopt_torch_step.py     # adds one tensor of 1e7
 
 Parameter lists (``fastopt._apps.bench.TORCH_WORKLOADS``): one float32 tensor of 1e6 items; the
 train command's 784-256-256-10 network (weights and biases, 6 tensors, 269,322 items); 100

@@ -1,12 +1,12 @@
 """Issue 13: Adam float32 against torch.optim.Adam(fused=True) at early (t = 10) and later
 (t = 1000) steps, a streaming pass for the GB/s ceiling, and the small-array call; with the
 package of an earlier commit beside it when ``FASTOPT_BEFORE`` names a folder built by
-``benchmarks/build_before.py``.
+``benchmarks/tools/build_before.py``.
 
-    python benchmarks/build_before.py e02b80d /tmp/fastopt-before
-    FASTOPT_BEFORE=/tmp/fastopt-before pytest benchmarks/test_speed2.py \\
+    python benchmarks/tools/build_before.py e02b80d /tmp/fastopt-before
+    FASTOPT_BEFORE=/tmp/fastopt-before pytest benchmarks/test_adam_vs_torch_fused.py \\
         --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Entries of one group run in one process and one run: ``fastopt`` (this tree, array level,
 ``adam_update``), ``divider`` (the same with the FMA divisions of docs/contract.md §10 switched
@@ -16,9 +16,6 @@ off), ``before`` (the earlier commit, same call), ``torch-fused``, and ``stream`
 write p, m, v).
 """
 import contextlib
-import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -28,18 +25,7 @@ from fastopt import _dispatch
 from fastopt._apps import bench as _bench
 
 
-def _before():
-    folder = os.environ.get("FASTOPT_BEFORE")
-    if not folder:
-        return None
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module("fastopt_before")
-    finally:
-        sys.path.remove(folder)
-
-
-BEFORE = _before()
+BEFORE = _bench.load_before()
 # Warm up every entry before timing it: the first calls on fresh arrays fault their pages in
 # (np.zeros_like maps zero pages lazily), which without warm-up skewed whichever entry of a
 # group ran first by up to 30% at 1e6 items.

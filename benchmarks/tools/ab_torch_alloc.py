@@ -1,9 +1,9 @@
 """Does it matter who allocates the buffers? fastopt's float32 Adam on NumPy-allocated arrays
 against the same arrays allocated by torch (``torch.empty(n).numpy()``), call for call.
 
-    python benchmarks/ab_torch_alloc.py                          # 1e5, 1e6, 1e7; 1 thread
-    python benchmarks/ab_torch_alloc.py --sizes 1e7 --threads 1,2 --rounds 60
-    python benchmarks/ab_torch_alloc.py --fastopt-torch          # also fastopt.torch.Adam's step
+    python benchmarks/tools/ab_torch_alloc.py                          # 1e5, 1e6, 1e7; 1 thread
+    python benchmarks/tools/ab_torch_alloc.py --sizes 1e7 --threads 1,2 --rounds 60
+    python benchmarks/tools/ab_torch_alloc.py --fastopt-torch          # also fastopt.torch.Adam's step
 
 Why: NumPy asks the kernel for transparent huge pages (``madvise(MADV_HUGEPAGE)``) on
 allocations of 4 MiB and more; torch's CPU allocator does not. Where the kernel's THP mode is

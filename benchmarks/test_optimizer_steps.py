@@ -1,8 +1,8 @@
 """Optimizer steps: fastopt vs the NumPy reference vs torch.optim (fused=True, when torch is
 installed; skipped otherwise), per optimizer, dtype, size and thread count.
 
-    pytest benchmarks/test_optimizers.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_optimizer_steps.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Each group is one case measured in one run. Optimizer steps are measured in steady state (the
 step count set past 160: from there fastopt's float32 Adam skips the first bias division, which
@@ -23,7 +23,7 @@ SIZES = [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n:.0e}")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", list(_bench.OPTIMIZERS))
+@pytest.mark.parametrize("name", list(_bench.BENCH_OPTIMIZERS))
 @pytest.mark.parametrize("impl", ["fastopt", "reference", "torch-fused", "numpy-assignment"])
 def test_step(benchmark, impl, name, dtype, n, threads):
     if impl == "numpy-assignment" and name != "Adam":

@@ -1,8 +1,8 @@
 """One epoch of mini-batches on (784, 60000) float32, batch 64: fastopt vs the assignment's
 function, the NumPy reference and ``X.copy()``.
 
-    pytest benchmarks/test_minibatch.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json
+    pytest benchmarks/test_minibatch_epoch.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json
 
 Ratios are other / fastopt: ``copy 0.45x`` means a copy takes 0.45 of fastopt's time, i.e. fastopt
 takes 2.2 copies.
@@ -12,11 +12,10 @@ A/B against another build of the gathers, in the same run (e.g. before a kernel 
 gain an entry ``fastopt-ab``, the same Python over that build's ``columns_into``/``take_rows``::
 
     FASTOPT_AB_KERNELS=/tmp/old/fastopt/_kernels_avx2.cpython-311-x86_64-linux-gnu.so \
-        pytest benchmarks/test_minibatch.py -k iterator --benchmark-json=ab.json
-    python benchmarks/ratios.py ab.json
+        pytest benchmarks/test_minibatch_epoch.py -k iterator --benchmark-json=ab.json
+    python benchmarks/tools/ratios.py ab.json
 """
 import importlib.util
-import math
 import os
 
 import numpy as np
@@ -26,6 +25,7 @@ import fastopt
 import fastopt.lab
 import fastopt.reference
 import fastopt.reference.lab
+from fastopt._apps import course as _course
 
 SHAPE = (784, 60000)
 BATCH = 64
@@ -33,21 +33,11 @@ SLOW = dict(rounds=3, iterations=1)  # entries of ~0.4 s: three rounds give a st
 
 
 def assignment_random_mini_batches(X, Y, mini_batch_size=64, seed=0):
-    """The course's function, verbatim."""
+    """The course's function with the assignment's seeding: NumPy's global generator reseeded,
+    then the course's code (``fastopt._apps.course``, held to the assignment's own copy in
+    tests/apps/test_train.py)."""
     np.random.seed(seed)
-    m = X.shape[1]
-    mini_batches = []
-    permutation = list(np.random.permutation(m))
-    shuffled_X = X[:, permutation]
-    shuffled_Y = Y[:, permutation].reshape((1, m))
-    num_complete_minibatches = math.floor(m / mini_batch_size)
-    for k in range(0, num_complete_minibatches):
-        mini_batches.append((shuffled_X[:, k * mini_batch_size:(k + 1) * mini_batch_size],
-                             shuffled_Y[:, k * mini_batch_size:(k + 1) * mini_batch_size]))
-    if m % mini_batch_size != 0:
-        mini_batches.append((shuffled_X[:, num_complete_minibatches * mini_batch_size:],
-                             shuffled_Y[:, num_complete_minibatches * mini_batch_size:]))
-    return mini_batches
+    return _course.random_mini_batches(X, Y, mini_batch_size, np.random)
 
 
 def ab_ops():

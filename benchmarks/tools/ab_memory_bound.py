@@ -1,8 +1,8 @@
 """Adam at memory-bound sizes against torch.optim.Adam(fused=True) and a streaming pass, call for
 call in one process, at 1 and 2 threads.
 
-    python benchmarks/ab_memory_bound.py                       # 1e7 float32, t = 10 and 1000
-    python benchmarks/ab_memory_bound.py --sizes 1e6,1e7 --rounds 40
+    python benchmarks/tools/ab_memory_bound.py                       # 1e7 float32, t = 10 and 1000
+    python benchmarks/tools/ab_memory_bound.py --sizes 1e6,1e7 --rounds 40
 
 Each round times, one after the other on the same arrays: fastopt's ``adam_update`` (at ``t``),
 torch's fused Adam step over a tensor of the same size, and ``np.add(p, g, out=p)`` (NumPy's

@@ -1,7 +1,7 @@
 """How far fastopt.torch's results lie from torch.optim's, in ULP, after 1, 10, 100 and 1000 steps.
 
-    python benchmarks/torch_ulp_distance.py                  # the Markdown table of docs/torch.md
-    python benchmarks/torch_ulp_distance.py --torch-impl fused --steps 1,10,100,1000
+    python benchmarks/tools/torch_ulp_distance.py                  # the Markdown table of docs/torch.md
+    python benchmarks/tools/torch_ulp_distance.py --torch-impl fused --steps 1,10,100,1000
 
 fastopt.torch computes torch.optim's rules in fastopt's arithmetic (docs/contract.md §2, §7: the
 course's expression order, each scalar rounded once), torch in its own order (Adam, for one,

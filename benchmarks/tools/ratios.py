@@ -1,7 +1,7 @@
 """Print, for each benchmark group of a pytest-benchmark JSON file, each entry's time as a ratio.
 
     pytest benchmarks/ --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json [--baseline fastopt] [--stat median]
+    python benchmarks/tools/ratios.py bench.json [--baseline fastopt] [--stat median]
 
 For every group the row shows the baseline's time and ``other / baseline`` for every other
 entry: ``reference 25.3x`` means the reference takes 25.3 times as long as fastopt.

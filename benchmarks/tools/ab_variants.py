@@ -1,13 +1,13 @@
 """The SIMD variants of the kernels against each other, call for call in one process, and
 against an earlier commit's build.
 
-    python benchmarks/ab_variants.py                          # every variant this build has
-    python benchmarks/ab_variants.py --variants avx2,avx512 --sizes 1e5,1e6 --rounds 300
-    python benchmarks/build_before.py d7c297b /tmp/fastopt-before
-    python benchmarks/ab_variants.py --variants avx2 --before /tmp/fastopt-before
+    python benchmarks/tools/ab_variants.py                          # every variant this build has
+    python benchmarks/tools/ab_variants.py --variants avx2,avx512 --sizes 1e5,1e6 --rounds 300
+    python benchmarks/tools/build_before.py d7c297b /tmp/fastopt-before
+    python benchmarks/tools/ab_variants.py --variants avx2 --before /tmp/fastopt-before
 
 ``--before DIR`` adds, for each variant, the same variant of the package that
-``benchmarks/build_before.py`` built in DIR (``fastopt_before``), called the same way.
+``benchmarks/tools/build_before.py`` built in DIR (``fastopt_before``), called the same way.
 
 Each round calls every variant once, one after the other, on the same arrays (one thread), so
 that the drift of a shared machine hits them alike; the medians are printed with the ratio of
@@ -17,8 +17,6 @@ t = 1000 (float32: one division left). An avx512 variant exists only in a build 
 ``FASTOPT_AVX512=1 pip install -e .`` (setup.py) on a CPU that has AVX-512.
 """
 import argparse
-import importlib
-import sys
 import time
 
 import numpy as np
@@ -35,15 +33,6 @@ RULES = {
     "adam t=10": lambda m, p, g, a, b: m.adam_update(p, g, a, b, 10, 1e-3),
     "adam t=1000": lambda m, p, g, a, b: m.adam_update(p, g, a, b, 1000, 1e-3),
 }
-
-
-def load_before(folder):
-    """The package ``benchmarks/build_before.py`` built in ``folder``."""
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module("fastopt_before")
-    finally:
-        sys.path.remove(folder)
 
 
 def medians(rule, n, dtype, entries, rounds):
@@ -82,7 +71,7 @@ def main(argv=None):
         raise SystemExit(f"not available here: {missing} (available: {_dispatch.available()})")
     entries = {v: (fastopt, v) for v in names}
     if args.before:
-        before = load_before(args.before)
+        before = _bench.load_before(args.before)
         entries.update({f"before:{v}": (before, v) for v in names})
     variants = list(entries)
     head = "  ".join(f"{v:>10}" for v in variants)

@@ -1,7 +1,7 @@
 """Two Python threads stepping two optimizers overlap, because the kernels release the GIL.
 
-    pytest benchmarks/test_concurrency.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json --baseline two-threads
+    pytest benchmarks/test_two_threads_overlap.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json --baseline two-threads
 
 ``sequential`` steps optimizer A 50 times, then B 50 times; ``two-threads`` steps A and B in two
 Python threads at once (a pool started outside the timed body). fastopt's own threads are set
@@ -33,7 +33,7 @@ def make(seed):
     p = rng.standard_normal(N).astype(np.float32)
     g = (rng.standard_normal(N) * 1e-3).astype(np.float32)
     opt = fastopt.Adam([p], lr=1e-3)
-    opt.t = 1000  # steady state, as in benchmarks/test_optimizers.py
+    opt.t = 1000  # steady state, as in benchmarks/test_optimizer_steps.py
     return lambda: [opt.step([g]) for _ in range(STEPS)]
 
 

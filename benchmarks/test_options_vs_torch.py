@@ -1,19 +1,17 @@
 """The options of docs/contract.md §7–§8 against torch.optim, and the default Adam kernel before
 and after they were added.
 
-    pytest benchmarks/test_options.py --benchmark-json=options.json
-    python benchmarks/ratios.py options.json
+    pytest benchmarks/test_options_vs_torch.py --benchmark-json=options.json
+    python benchmarks/tools/ratios.py options.json
 
 Optimizers run in steady state (step count past 1000, see ``fastopt._apps.bench``), one float32 array
 of ``n`` items, fastopt and torch at the same thread count. torch has no fused RMSprop, so RMSProp
 is compared with ``foreach=True``. ``FASTOPT_BEFORE=DIR``, a folder where
-``benchmarks/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
+``benchmarks/tools/build_before.py`` built an earlier commit's package (as ``fastopt_before``), adds
 its Adam kernel to the ``default Adam kernel`` groups (before/after in one run); without it
 those groups are skipped.
 """
 import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -101,17 +99,6 @@ def test_clip_grad_norm(benchmark, impl, n, threads):
         benchmark(fastopt.clip_grad_norm, [g], 1e30)
 
 
-def _old_kernels():
-    path = os.environ.get("FASTOPT_BEFORE")
-    if not path:
-        return None
-    sys.path.insert(0, path)
-    try:
-        return importlib.import_module("fastopt_before._dispatch").kernels
-    finally:
-        sys.path.remove(path)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n:.0e}")
 @pytest.mark.parametrize("impl", ["fastopt", "before"])
@@ -124,9 +111,10 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     t = _bench.STEADY_STATE_STEP
     b1, b2 = _scalars.bias_correction(0.9, t), _scalars.bias_correction(0.999, t)
     if impl == "before":
-        old = _old_kernels()
-        if old is None:
-            pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/build_before.py)")
+        before = _bench.load_before()
+        if before is None:
+            pytest.skip("FASTOPT_BEFORE is not set (see benchmarks/tools/build_before.py)")
+        old = importlib.import_module("fastopt_before._dispatch").kernels
         old.set_num_threads(threads)
         kernel = old.adam["float"]
         # The kernel's arguments grew with the options (issue 12): call a build from before them

@@ -3,8 +3,8 @@ rank's status and fingerprint before any exchange): each round times one step wi
 without (``_agree`` replaced by the gradient checks alone), on the same arrays, so that the
 drift of a shared machine hits both alike; medians over the rounds, per rank.
 
-    mpiexec -n 2 python benchmarks/ab_agreement.py                 # Adam, float32, 1e3 and 1e4
-    mpiexec -n 2 python benchmarks/ab_agreement.py --sizes 1e3 --rounds 5000
+    mpiexec -n 2 python benchmarks/tools/ab_agreement.py                 # Adam, float32, 1e3 and 1e4
+    mpiexec -n 2 python benchmarks/tools/ab_agreement.py --sizes 1e3 --rounds 5000
 """
 import argparse
 import time

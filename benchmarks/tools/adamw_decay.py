@@ -2,8 +2,8 @@
 torch's AdamW uses the same factor, and how far 1000 float32 steps end from the same steps in
 float64, in ULP.
 
-    python benchmarks/adamw_decay.py                  # lr 1e-3, weight_decay 1e-2, 1e5 items
-    python benchmarks/adamw_decay.py --lr 1e-2 --weight-decay 1e-4 --steps 300
+    python benchmarks/tools/adamw_decay.py                  # lr 1e-3, weight_decay 1e-2, 1e5 items
+    python benchmarks/tools/adamw_decay.py --lr 1e-2 --weight-decay 1e-4 --steps 300
 
 A measurement, not a test: the numbers are those docs/contract.md §7 quotes.
 """

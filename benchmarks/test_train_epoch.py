@@ -2,8 +2,8 @@
 Adam, batch 64, 60,000 synthetic examples, 1 thread): fastopt's loop against the course-style
 loop, in one group so that the ratio comes from one run.
 
-    pytest benchmarks/test_train.py --benchmark-json=bench.json
-    python benchmarks/ratios.py bench.json          # "course 3.1x": the course takes 3.1 times
+    pytest benchmarks/test_train_epoch.py --benchmark-json=bench.json
+    python benchmarks/tools/ratios.py bench.json          # "course 3.1x": the course takes 3.1 times
 
 Each round is one whole epoch (~1.5 s and ~4 s on an idle 2-core Zen 4), continuing the same
 training; the loops are built, and their first epoch run, outside the timed rounds (buffers,

@@ -1,7 +1,8 @@
 """Build an earlier commit's whole package as ``fastopt_before``, for before/after benchmarks in
-one process (``benchmarks/test_speed2.py`` imports it when ``FASTOPT_BEFORE`` names its folder).
+one process (``benchmarks/test_adam_vs_torch_fused.py`` and ``test_options_vs_torch.py``
+import it when ``FASTOPT_BEFORE`` names its folder).
 
-    python benchmarks/build_before.py e02b80d /tmp/fastopt-before
+    python benchmarks/tools/build_before.py e02b80d /tmp/fastopt-before
     FASTOPT_BEFORE=/tmp/fastopt-before pytest benchmarks/ --benchmark-json=bench.json
 
 The whole package, not only its kernels: the array-level functions' Python validation is part of
