@@ -24,38 +24,47 @@ cdef extern from *:
     #include <string.h>
     #include <stdint.h>
 
+    /* mask ? a : b for a mask of all ones or zeros: written with masks, not branches or ?:
+       chains, so that GCC 12 vectorises both float16 loops (it reported "control flow in loop"
+       for the if/else form; widening 2048 items then took 2.1 us instead of ~0.3 us). */
+    #define FASTOPT_SEL(mask, a, b) (((a) & (mask)) | ((b) & ~(mask)))
+    #define FASTOPT_MASK(cond) (0u - (uint32_t)(cond))
+
     static inline float fastopt_f16_widen1(uint16_t h) {
-        uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = h & 0x7C00u, s = h & 0x03FFu;
-        uint32_t normal = ((uint32_t)(h & 0x7FFFu) + 0x1C000u) << 13;
-        uint32_t special = 0x7F800000u | (s << 13);
+        uint32_t x = h;
+        uint32_t sign = (x & 0x8000u) << 16, e = x & 0x7C00u, s = x & 0x03FFu;
+        uint32_t normal = ((x & 0x7FFFu) + 0x1C000u) << 13;      /* exponent + 112 */
+        uint32_t special = 0x7F800000u | (s << 13);              /* inf, NaN with its payload */
         float tiny_f = (float)(int32_t)s * 5.9604644775390625e-08f;   /* s * 2**-24, exact */
         uint32_t tiny, r;
         float out;
         memcpy(&tiny, &tiny_f, 4);
-        r = (e == 0 ? tiny : (e == 0x7C00u ? special : normal)) | sign;
+        r = FASTOPT_SEL(FASTOPT_MASK(e == 0), tiny,
+                        FASTOPT_SEL(FASTOPT_MASK(e == 0x7C00u), special, normal)) | sign;
         memcpy(&out, &r, 4);
         return out;
     }
 
-    static inline uint16_t fastopt_f16_narrow1(float x) {
-        uint32_t u, a, sign, r, s, m;
-        memcpy(&u, &x, 4);
+    static inline uint16_t fastopt_f16_narrow1(float f) {
+        uint32_t u, a, sign, r, k, s, m, nan, normal, sub;
+        memcpy(&u, &f, 4);
         sign = (u >> 16) & 0x8000u;
         a = u & 0x7FFFFFFFu;
-        if (a > 0x7F800000u) {                          /* NaN: the top 10 payload bits */
-            r = 0x7C00u + ((a & 0x7FFFFFu) >> 13);
-            r = r == 0x7C00u ? 0x7C01u : r;
-        } else if (a >= 0x47800000u) {                  /* >= 2**16 (and infinity): infinity */
-            r = 0x7C00u;
-        } else if (a >= 0x38800000u) {                  /* normal: rebias, round at bit 13; */
-            r = (a - 0x38000000u + 0xFFFu + ((a >> 13) & 1u)) >> 13;   /* 65520 -> 0x7c00 */
-        } else if (a >= 0x33000000u) {                  /* subnormal: float32 exponent 102-112 */
-            s = 126u - (a >> 23);                       /* 14-24 bits shifted out */
-            m = (a & 0x7FFFFFu) | 0x800000u;
-            r = (m + (1u << (s - 1)) - 1u + ((m >> s) & 1u)) >> s;
-        } else {                                        /* under 2**-25: zero */
-            r = 0;
-        }
+        /* NaN: the top 10 payload bits, 0x7c01 when they are all zero */
+        nan = 0x7C00u + ((a & 0x7FFFFFu) >> 13);
+        nan += (uint32_t)(nan == 0x7C00u);
+        /* normal (float32 exponent 113-142): rebias, round at bit 13; 65520 carries to 0x7c00 */
+        normal = (a - 0x38000000u + 0xFFFu + ((a >> 13) & 1u)) >> 13;
+        /* subnormal (exponent 102-112): the significand with its hidden bit shifted right by
+           126 - exponent (14-24; clamped so that the unused lanes shift by a valid count) */
+        k = a >> 23;
+        s = 126u - (k > 112u ? 112u : (k < 102u ? 102u : k));
+        m = (a & 0x7FFFFFu) | 0x800000u;
+        sub = (m + (1u << (s - 1)) - 1u + ((m >> s) & 1u)) >> s;
+        r = FASTOPT_SEL(FASTOPT_MASK(a >= 0x38800000u), normal, sub);
+        r &= FASTOPT_MASK(a >= 0x33000000u);                     /* under 2**-25: zero */
+        r = FASTOPT_SEL(FASTOPT_MASK(a >= 0x47800000u), 0x7C00u, r);   /* >= 2**16: inf */
+        r = FASTOPT_SEL(FASTOPT_MASK(a > 0x7F800000u), nan, r);
         return (uint16_t)(r | sign);
     }
 
