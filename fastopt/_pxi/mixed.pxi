@@ -12,13 +12,23 @@
 # 16-bit copy. Every item is computed by the same loop as in the float32 kernel, so the chunking
 # cannot change a bit (the rule loops compute each item independently).
 #
-# The alternative, an option flag in every ``_<rule>_loop`` for the gradient's format and the
-# copy (design (a)), would fuse everything into one loop but triples the float32
-# specialisations of every rule; it was not built. This design, measured on this 2-core AMD EPYC
-# VM (AVX2, Adam, bfloat16, 1 thread, see benchmarks/mixed_precision.py):
-#   build (pip install -e ., both variants): 80 s before, MIXED_BUILD_AFTER s after;
-#   .so sizes: baseline 617472 -> MIXED_SO_BASE, avx2 837616 -> MIXED_SO_AVX2 bytes;
-#   chunk size (items): MIXED_CHUNK_NUMBERS
+# The alternative, design (a): an option flag in every ``_<rule>_loop`` for the gradient's
+# format and the copy, one loop doing everything. Measured on this 2-core Intel Xeon VM (AVX2,
+# GCC 12), shared with other jobs (load average 5-9, so +-20%):
+# * this design: ``pip install -e .`` (both variants) 80 s before, 113-118 s after (mostly the
+#   load: no rule loop got a new specialisation); .so sizes: baseline 617472 -> 674968 bytes
+#   (+9%), avx2 837616 -> 891344 (+6%). (a) would add two float32 specialisations (bfloat16,
+#   float16) to each of the float32 one of every option combination of every rule.
+# * speed, in a C prototype of the two with the same loop bodies (Adam, bfloat16, t = 1000, one
+#   thread, three runs): time of this design / time of (a) at 1e5 items 1.00-1.14, 1e6
+#   1.11-1.30, 1e7 1.19-1.33; (a) / float32 Adam at 1e7 1.02-1.10
+#   (benchmarks/ab_mixed_design.c). So (a) would be ~20% faster
+#   where the step streams from memory (probably because the chunk loop restarts the prefetch
+#   streams three times a chunk; not investigated). Not built: besides the specialisations, Adam's FMA fallback rewrites a
+#   chunk's params after the loop, so (a) would need the copy rounded in that path too.
+# * the chunk: 1024, 2048 and 4096 items took the same time within the noise (prototype, 1e6:
+#   3348, 3294, 3489 us; this kernel, 1e5: 207, 211, 222 us; 512: 241 us); 2048 keeps the
+#   chunk's arrays (Adam: 5 x 8 KiB + 2 x 4 KiB) in L2 with room to spare.
 
 cdef enum:
     _MIXED_MAX_CHUNK = 4096
