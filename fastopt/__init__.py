@@ -17,18 +17,34 @@ Threads: ``set_num_threads``, ``get_num_threads``, ``num_threads`` (``FASTOPT_NU
 Dictionary level, the Deep Learning Specialization's functions: ``fastopt.lab``.
 Comparison helpers (ULP distance, bitwise assertions): ``fastopt.testing``.
 """
-from . import lab, reference, schedules, testing
-from ._config import show_config
-from ._minibatch import MiniBatches, minibatches
+from . import _backend, _ops, lab, reference, schedules, testing
 from ._clip import NonFiniteNormError
-from ._optim import (SGD, Adagrad, Adam, AdamW, Momentum, NonFiniteGradientError, Optimizer,
-                     RMSProp)
+from ._config import show_config
+from ._optim import NonFiniteGradientError, Optimizer
 from ._packing import PackedArrays, pack, pack_like
-from ._smoothing import EWA
 from ._threads import get_num_threads, num_threads, set_num_threads
-from ._updates import (adagrad_update, adam_update, clip_grad_norm, ewa, momentum_update,
-                       rmsprop_update, sgd_update)
 from ._version import __version__
+
+# The API written once in fastopt._backend, over the compiled kernels (fastopt.reference binds
+# the same catalogue over NumPy). The classes are the ones of fastopt._optim/_minibatch.
+_api = _backend.bind(_ops, __name__, _backend.API)
+sgd_update = _api["sgd_update"]
+momentum_update = _api["momentum_update"]
+rmsprop_update = _api["rmsprop_update"]
+adam_update = _api["adam_update"]
+adagrad_update = _api["adagrad_update"]
+clip_grad_norm = _api["clip_grad_norm"]
+ewa = _api["ewa"]
+EWA = _api["EWA"]
+MiniBatches = _api["MiniBatches"]
+minibatches = _api["minibatches"]
+SGD = _api["SGD"]
+Momentum = _api["Momentum"]
+RMSProp = _api["RMSProp"]
+Adam = _api["Adam"]
+AdamW = _api["AdamW"]
+Adagrad = _api["Adagrad"]
+del _api
 
 __all__ = ["sgd_update", "momentum_update", "rmsprop_update", "adam_update", "adagrad_update",
            "clip_grad_norm", "ewa", "EWA", "MiniBatches", "minibatches", "schedules",

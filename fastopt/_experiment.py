@@ -2,7 +2,7 @@
 
 Plain NumPy, the same for both implementations; only ``model``'s optimizer steps and mini-batches
 go through an implementation's ``ops`` (the first argument of :func:`model`, bound by
-:func:`fastopt.lab.make_lab`), via the dictionary functions of ``fastopt._lab``.
+``fastopt._backend.bind``), via the dictionary functions of ``fastopt._lab``.
 """
 import numpy as np
 

@@ -2,7 +2,7 @@
 
 Each function that does arithmetic takes the implementation's unchecked ``ops`` module as its
 first argument (``fastopt._ops``: the Cython kernels; ``fastopt.reference._ops``: plain NumPy);
-:func:`fastopt.lab.make_lab` binds it, so ``fastopt.lab`` and ``fastopt.reference.lab`` are this
+``fastopt._backend.bind`` binds it, so ``fastopt.lab`` and ``fastopt.reference.lab`` are this
 one code and cannot drift apart. The experiment that uses these functions (data, network,
 ``model``) is ``fastopt._experiment``.
 

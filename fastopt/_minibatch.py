@@ -659,7 +659,7 @@ def rank_part(perm, batch_size, drop_last, rank, world):
     return np.concatenate(parts), sizes
 
 
-def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, copy=False):
+def minibatches(ops, X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, copy=False):
     """One epoch of shuffled mini-batches: ``iter(MiniBatches(...))``.
 
     Yields ``(X_batch, Y_batch)``, or ``X_batch`` alone when ``Y`` is None. For several epochs
@@ -676,4 +676,8 @@ def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, co
     (4, 2)
     (2, 2)
     """
-    return iter(MiniBatches(X, Y, batch_size, seed, axis, drop_last, copy))
+    batches = MiniBatches(X, Y, batch_size, seed, axis, drop_last, copy)
+    # Its gathers run on the implementation's ops (fastopt.reference.minibatches: plain NumPy).
+    # The object itself is never handed out, only its one epoch, so no subclass is needed.
+    batches._ops = ops
+    return iter(batches)

@@ -9,6 +9,12 @@ from . import _dispatch
 from . import _validation as _v
 
 
+dispatch = _dispatch
+"""Where the compiled fast paths are: ``dispatch.kernels`` is the SIMD variant in use, whose
+``adam_checked`` validates and steps the common case of ``adam_update`` in one call (the
+reference's ``dispatch`` is None: it has no such path)."""
+
+
 def kernel_table():
     """(rule, dtype) -> kernel for 1-D arrays, in the SIMD variant in use. The dict is replaced
     (not changed) when the variant changes, so a caller may cache by its identity."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _half
 from .. import _validation as _v
+from .._smoothing import EWA
 
 _quiet = np.errstate(all="ignore")
 
@@ -147,6 +148,13 @@ def all_finite(x):
     return bool(np.isfinite(x).all())
 
 
+def ewa(x, out, beta, bias_correction):
+    """``out[k]``: the average of ``x[:k+1]``, a plain loop over :class:`fastopt.EWA`."""
+    average = EWA(beta, bias_correction, x.dtype)
+    for k in range(x.shape[0]):
+        out[k] = average.update(x[k])
+
+
 def columns_into(src, perm, batch, blocks):
     """``blocks[k][...] = src[:, perm[k*batch : (k+1)*batch]]`` for every batch k.
 
@@ -206,6 +214,10 @@ _TABLE = {(rule, np.dtype(dt)): globals()[rule]
           for dt in (np.float32, np.float64)}
 _TABLE.update(((rule, kind), mixed(rule, kind)) for rule in RULES for kind in _half.KINDS)
 _TABLE.update((("as_view", kind), as_view) for kind in _half.KINDS)
+
+
+dispatch = None
+"""The compiled ops' fast paths (``fastopt._ops.dispatch``); the reference has none."""
 
 
 def kernel_table():

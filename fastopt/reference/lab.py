@@ -3,12 +3,34 @@
 Same names, signatures, defaults and return values as the assignment (Deep Learning
 Specialization, course 2, week 2), plus RMSProp, updating arrays in place like ``fastopt.lab``
 (the assignment rebinds each entry to a new array; the values are the same). ``fastopt.lab`` is
-the same code over the Cython kernels (both bound by :func:`fastopt.lab.make_lab`).
+the same code over the Cython kernels (both bound by ``fastopt._backend.bind``).
 """
-from ..lab import make_lab
+from .. import _backend
 from . import _ops
 
-_functions = make_lab(_ops, __name__)
-globals().update(_functions)
-__all__ = sorted(_functions)
-del _functions
+__all__ = ["backward_propagation", "compute_cost", "forward_propagation", "initialize_adam",
+           "initialize_parameters", "initialize_rmsprop", "initialize_velocity", "load_dataset",
+           "model", "predict", "predict_dec", "random_mini_batches", "schedule_lr_decay",
+           "update_lr", "update_parameters_with_adam", "update_parameters_with_gd",
+           "update_parameters_with_momentum", "update_parameters_with_rmsprop"]
+
+_lab = _backend.bind(_ops, __name__, _backend.LAB)
+update_parameters_with_gd = _lab["update_parameters_with_gd"]
+update_parameters_with_momentum = _lab["update_parameters_with_momentum"]
+update_parameters_with_rmsprop = _lab["update_parameters_with_rmsprop"]
+update_parameters_with_adam = _lab["update_parameters_with_adam"]
+random_mini_batches = _lab["random_mini_batches"]
+model = _lab["model"]
+update_lr = _lab["update_lr"]
+schedule_lr_decay = _lab["schedule_lr_decay"]
+initialize_velocity = _lab["initialize_velocity"]
+initialize_rmsprop = _lab["initialize_rmsprop"]
+initialize_adam = _lab["initialize_adam"]
+load_dataset = _lab["load_dataset"]
+initialize_parameters = _lab["initialize_parameters"]
+forward_propagation = _lab["forward_propagation"]
+backward_propagation = _lab["backward_propagation"]
+compute_cost = _lab["compute_cost"]
+predict = _lab["predict"]
+predict_dec = _lab["predict_dec"]
+del _lab

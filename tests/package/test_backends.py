@@ -1,0 +1,147 @@
+"""One API, two implementations: every public function and class of ``fastopt`` and
+``fastopt.reference`` (and of ``fastopt.lab`` and ``fastopt.reference.lab``) is what
+``fastopt._backend.bind`` makes of one catalogue over that implementation's ``ops``, so that a
+function, a docstring or an option cannot exist on one side only."""
+import ast
+import inspect
+import pickle
+
+import pytest
+
+import fastopt
+import fastopt.lab
+import fastopt.reference
+import fastopt.reference.lab
+from fastopt import _backend
+
+PAIRS = [  # (compiled module, reference module, catalogue)
+    (fastopt, fastopt.reference, _backend.API),
+    (fastopt.lab, fastopt.reference.lab, _backend.LAB),
+]
+OPS = {fastopt: fastopt._ops, fastopt.lab: fastopt._ops,
+       fastopt.reference: fastopt.reference._ops, fastopt.reference.lab: fastopt.reference._ops}
+
+# fastopt's public names that fastopt.reference does not have: none of them depends on the
+# implementation. A new name that does belongs in fastopt._backend.API, not here.
+FASTOPT_ONLY = {"schedules", "set_num_threads", "get_num_threads", "num_threads", "Optimizer",
+                "NonFiniteGradientError", "NonFiniteNormError", "pack", "pack_like",
+                "PackedArrays", "show_config"}
+
+
+IDS = ["fastopt", "lab"]
+
+
+@pytest.mark.parametrize("fast, ref, catalogue", PAIRS, ids=IDS)
+def test_both_implementations_publish_the_same_names_signatures_and_docs(fast, ref, catalogue):
+    assert set(ref.__all__) == {entry.__name__ for entry in catalogue}
+    assert set(fast.__all__) - set(ref.__all__) == (FASTOPT_ONLY if fast is fastopt else set())
+    assert set(ref.__all__) <= set(fast.__all__)
+    for name in ref.__all__:
+        a, b = getattr(fast, name), getattr(ref, name)
+        assert a.__name__ == b.__name__ == name
+        assert a.__doc__ and a.__doc__ == b.__doc__, name
+        assert inspect.signature(a) == inspect.signature(b), name
+        if isinstance(a, type):
+            assert [m for m in dir(a) if not m.startswith("__")] == [
+                m for m in dir(b) if not m.startswith("__")], name
+
+
+@pytest.mark.parametrize("module", [fastopt, fastopt.reference, fastopt.lab,
+                                    fastopt.reference.lab], ids=lambda m: m.__name__)
+def test_every_public_name_is_the_bindings(module):
+    catalogue = _backend.LAB if module.__name__.endswith("lab") else _backend.API
+    bound = _backend.bind(OPS[module], module.__name__, catalogue)
+    for name, obj in bound.items():
+        assert getattr(module, name) is obj, name
+    for name in set(module.__all__) - set(bound):
+        obj = getattr(module, name)
+        # Not bound, so it must not depend on the implementation.
+        # (Optimizer is the optimizers' base, for isinstance: it has no rule of its own.)
+        assert not (isinstance(obj, type) and hasattr(obj, "_ops")) or obj is fastopt.Optimizer, \
+            name
+        assert not (inspect.isfunction(obj) and _backend._takes_ops(obj)), name
+
+
+@pytest.mark.parametrize("module", [fastopt, fastopt.reference, fastopt.lab,
+                                    fastopt.reference.lab], ids=lambda m: m.__name__)
+def test_the_public_modules_define_nothing_of_their_own(module):
+    # Only imports and names taken from the binding: a function or class written in one of
+    # them would exist for one implementation only.
+    tree = ast.parse(inspect.getsource(module))
+    defined = [node.name for node in ast.walk(tree)
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert defined == []
+
+
+@pytest.mark.parametrize("fast, ref, catalogue", PAIRS, ids=IDS)
+def test_functions_are_the_one_function_with_ops_bound(fast, ref, catalogue):
+    functions = [entry for entry in catalogue
+                 if inspect.isfunction(entry) and _backend._takes_ops(entry)]
+    assert functions
+    for entry in functions:
+        for module in (fast, ref):
+            bound = getattr(module, entry.__name__)
+            assert inspect.isfunction(bound)
+            assert bound.__wrapped__ is entry
+            assert (bound.__module__, bound.__qualname__) == (module.__name__, entry.__name__)
+            assert bound.__doc__ is entry.__doc__
+            # The signature without ops, and the call passes ops on: the generated function's
+            # closure holds exactly the one function and this implementation's ops.
+            parameters = list(inspect.signature(entry).parameters.values())
+            assert list(inspect.signature(bound).parameters.values()) == parameters[1:]
+            assert {c.cell_contents for c in bound.__closure__} == {entry, OPS[module]}
+            assert pickle.loads(pickle.dumps(bound)) is bound
+            # help() shows the signature without ops and the text.
+            assert f"{entry.__name__}{inspect.signature(bound)}" in _pydoc(bound)
+
+
+def _pydoc(obj):
+    import pydoc
+    return pydoc.render_doc(obj, renderer=pydoc.plaintext)
+
+
+@pytest.mark.parametrize("fast, ref, catalogue", PAIRS, ids=IDS)
+def test_classes_differ_only_in_their_ops(fast, ref, catalogue):
+    classes = [entry for entry in catalogue if isinstance(entry, type) and hasattr(entry, "_ops")]
+    assert classes or catalogue is _backend.LAB
+    for entry in classes:
+        a, b = getattr(fast, entry.__name__), getattr(ref, entry.__name__)
+        assert a is entry and a._ops is fastopt._ops   # written over the compiled ops
+        assert b.__bases__ == (a,) and b._ops is fastopt.reference._ops
+        assert set(vars(b)) - {"_assignable_names"} == {"__doc__", "_ops", "__module__"}
+        assert (b.__module__, b.__qualname__) == ("fastopt.reference", entry.__name__)
+
+
+def test_only_the_compiled_ops_have_adam_checked():
+    assert fastopt._ops.dispatch is fastopt._dispatch
+    assert fastopt.reference._ops.dispatch is None
+
+
+def test_the_binding_passes_every_kind_of_parameter_on():
+    def f(ops, a, b=2, *rest, c, d=4, **kw):
+        """f's text."""
+        return ops, a, b, rest, c, d, kw
+
+    g = _backend._bound_function(f, "OPS", "some.module")
+    assert str(inspect.signature(g)) == "(a, b=2, *rest, c, d=4, **kw)"
+    assert g(1, c=3) == ("OPS", 1, 2, (), 3, 4, {})
+    assert g(1, 5, 6, 7, c=3, d=8, e=9) == ("OPS", 1, 5, (6, 7), 3, 8, {"e": 9})
+    assert (g.__name__, g.__qualname__, g.__module__, g.__doc__) == (
+        "f", "f", "some.module", "f's text.")
+    with pytest.raises(TypeError, match=r"f\(\) missing 1 required keyword-only argument: 'c'"):
+        g(1)
+
+    def h(ops, a, *, c=1):
+        return ops, a, c
+
+    assert str(inspect.signature(_backend._bound_function(h, 0, "m"))) == "(a, *, c=1)"
+    assert _backend._bound_function(h, 0, "m")(5, c=2) == (0, 5, 2)
+
+
+def test_a_bad_call_is_worded_like_a_plain_functions():
+    with pytest.raises(TypeError, match=r"^adam_update\(\) missing 1 required positional "
+                                        r"argument: 'lr'$"):
+        fastopt.adam_update(None, None, None, None, 1)
+    with pytest.raises(TypeError, match=r"^sgd_update\(\) got an unexpected keyword argument "
+                                        r"'momentum'$"):
+        fastopt.reference.sgd_update(None, None, 0.1, momentum=0.9)
