@@ -49,6 +49,22 @@ cdef void _adagrad_range(const void* args, Py_ssize_t start, Py_ssize_t stop) no
         _adagrad_pick_scale_decay(a, start, stop, <float>0)
 
 
+cdef void _adagrad_scalars(_Adagrad* a, bint f64, double clr, double eps, double weight_decay,
+                           bint maximize, double grad_scale) noexcept:
+    """Fill everything of ``a`` but the array pointers (shared with :func:`adagrad_half`)."""
+    a.f64 = f64
+    a.decay = weight_decay != 0
+    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
+    a.clr, a.eps, a.weight_decay = clr, eps, weight_decay
+
+
+cdef void _adagrad_at(void* args, Py_ssize_t start, const float* grad) noexcept nogil:
+    # mixed.pxi: a float32 struct's arrays from item ``start``, the gradient from ``grad``.
+    cdef _Adagrad* a = <_Adagrad*>args
+    a.param, a.grad = _shift(a.param, start), <const char*>grad
+    a.sum_sq = _shift(a.sum_sq, start)
+
+
 def adagrad(floating[::1] param not None, const floating[::1] grad not None,
             floating[::1] sum_sq not None, double clr, double eps, double weight_decay,
             bint maximize, double grad_scale):
@@ -60,11 +76,8 @@ def adagrad(floating[::1] param not None, const floating[::1] grad not None,
         _length_error("grad", grad.shape[0], n)
     if sum_sq.shape[0] != n:
         _length_error("sum_sq", sum_sq.shape[0], n)
-    a.f64 = floating is double
+    _adagrad_scalars(&a, floating is double, clr, eps, weight_decay, maximize, grad_scale)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.sum_sq = <char*>_ptr(sum_sq)
-    a.decay = weight_decay != 0
-    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
-    a.clr, a.eps, a.weight_decay = clr, eps, weight_decay
     with nogil:
         _run(_adagrad_range, &a, n, _threads_from[_T_ADAGRAD])

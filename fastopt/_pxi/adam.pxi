@@ -223,6 +223,13 @@ cdef void _adam_scalars(_Adam* a, bint f64, double lr, double beta1, double beta
               and _recip(&a.r1, bias1, f64) and _recip(&a.r2, bias2, f64))
 
 
+cdef void _adam_at(void* args, Py_ssize_t start, const float* grad) noexcept nogil:
+    # mixed.pxi: a float32 struct's arrays from item ``start``, the gradient from ``grad``.
+    cdef _Adam* a = <_Adam*>args
+    a.param, a.grad = _shift(a.param, start), <const char*>grad
+    a.m, a.v, a.v_max = _shift(a.m, start), _shift(a.v, start), _shift(a.v_max, start)
+
+
 def div_const(const floating[::1] x not None, floating[::1] out not None, double d):
     """``out = x / d`` by the FMA sequence of the Adam loop (docs/contract.md §10), for tests:
     NaN where ``x`` is infinite or beyond MAX * 2**-K. Returns False, writing nothing, when this

@@ -6,9 +6,11 @@
 # in item order), the lanes are combined as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)), and the block
 # sums are added in block order. Threads split the blocks, never a block; the reference
 # (fastopt.reference._ops.sumsq) follows the same order with NumPy. A float32 square is exact
-# in float64 (24-bit significands, 48-bit product).
+# in float64 (24-bit significands, 48-bit product). The 16-bit entries (mixed.pxi) widen each
+# block to float32 first, so their sums are the float32 kernel's on the widened values.
 
-cdef Py_ssize_t _BLOCK = 1024
+cdef enum:
+    _BLOCK = 1024
 SUMSQ_BLOCK = _BLOCK   # the reference's own constant must equal it (tests/kernels/test_build.py)
 
 
@@ -31,8 +33,20 @@ cdef double _block_sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
     return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
 
 
+cdef double _block_sumsq_of(int fmt, const char* x, Py_ssize_t first,
+                            Py_ssize_t size) noexcept nogil:
+    # Block [first, first + size) of ``x`` in format ``fmt`` (half.pxi's _FMT_ constants).
+    cdef float wide[_BLOCK]
+    if fmt == _FMT_F64:
+        return _block_sumsq((<const double*>x) + first, size)
+    if fmt == _FMT_F32:
+        return _block_sumsq((<const float*>x) + first, size)
+    _widen((<const uint16_t*>x) + first, &wide[0], size, fmt == _FMT_F16)
+    return _block_sumsq(&wide[0], size)
+
+
 cdef struct _SumSq:
-    bint f64
+    int fmt
     const char* x
     double* partial
     Py_ssize_t n
@@ -45,24 +59,21 @@ cdef void _sumsq_range(const void* args, Py_ssize_t start, Py_ssize_t stop) noex
     for b in range(start, stop):
         first = b * _BLOCK
         size = _BLOCK if a.n - first > _BLOCK else a.n - first
-        if a.f64:
-            a.partial[b] = _block_sumsq((<const double*>a.x) + first, size)
-        else:
-            a.partial[b] = _block_sumsq((<const float*>a.x) + first, size)
+        a.partial[b] = _block_sumsq_of(a.fmt, a.x, first, size)
 
 
-def sumsq(const floating[::1] x not None):
-    """The sum of ``x*x`` over ``x``, in float64, in the fixed order described above."""
-    cdef Py_ssize_t n = x.shape[0], b, blocks = (x.shape[0] + _BLOCK - 1) // _BLOCK
+cdef object _sumsq(int fmt, const char* x, Py_ssize_t n):
+    """The sum of squares of the ``n`` items at ``x`` (format ``fmt``): :func:`sumsq`."""
+    cdef Py_ssize_t b, blocks = (n + _BLOCK - 1) // _BLOCK
     cdef double total = 0
     cdef _SumSq a
     if n == 0:
         return 0.0
     if blocks == 1:
         with nogil:
-            total = _block_sumsq(&x[0], n)
+            total = _block_sumsq_of(fmt, x, 0, n)
         return total
-    a.f64, a.x, a.n = floating is double, <const char*>&x[0], n
+    a.fmt, a.x, a.n = fmt, x, n
     a.partial = <double*>malloc(blocks * sizeof(double))
     if a.partial == NULL:
         raise MemoryError()
@@ -76,19 +87,31 @@ def sumsq(const floating[::1] x not None):
     return total
 
 
-def sumsq_blocks(const floating[::1] x not None, double[::1] out not None):
-    """``out[b]`` = the sum of squares of block ``b`` of ``x`` (the terms of :func:`sumsq`, for
-    callers that add blocks held by several processes, docs/contract.md §9)."""
-    cdef Py_ssize_t n = x.shape[0], blocks = (x.shape[0] + _BLOCK - 1) // _BLOCK
+cdef object _sumsq_blocks(int fmt, const char* x, Py_ssize_t n, double[::1] out):
+    """:func:`sumsq_blocks` of the ``n`` items at ``x`` (format ``fmt``)."""
+    cdef Py_ssize_t blocks = (n + _BLOCK - 1) // _BLOCK
     cdef _SumSq a
     if out.shape[0] != blocks:
         raise ValueError(f"out has {out.shape[0]} items; expected {blocks}, the number of "
                          f"{_BLOCK}-item blocks of x")
     if n == 0:
         return
-    a.f64, a.x, a.n, a.partial = floating is double, <const char*>&x[0], n, &out[0]
+    a.fmt, a.x, a.n, a.partial = fmt, x, n, &out[0]
     with nogil:
         _run(_sumsq_range, &a, blocks, _threads_from[_T_SUMSQ] // _BLOCK)
+
+
+def sumsq(const floating[::1] x not None):
+    """The sum of ``x*x`` over ``x``, in float64, in the fixed order described above."""
+    return _sumsq(_FMT_F64 if floating is double else _FMT_F32, <const char*>_cptr(x),
+                  x.shape[0])
+
+
+def sumsq_blocks(const floating[::1] x not None, double[::1] out not None):
+    """``out[b]`` = the sum of squares of block ``b`` of ``x`` (the terms of :func:`sumsq`, for
+    callers that add blocks held by several processes, docs/contract.md §9)."""
+    _sumsq_blocks(_FMT_F64 if floating is double else _FMT_F32, <const char*>_cptr(x),
+                  x.shape[0], out)
 
 
 cdef struct _Scale:

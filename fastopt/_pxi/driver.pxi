@@ -83,26 +83,35 @@ ctypedef fused bias_t:       # Adam's bias divisions still done: none, the secon
 ctypedef void (*_range_fn)(const void* args, Py_ssize_t start, Py_ssize_t stop) noexcept nogil
 
 
-cdef inline Py_ssize_t _chunk_size(Py_ssize_t n, int nt) noexcept nogil:
-    # One contiguous chunk per thread, a multiple of 16 items (64 bytes of float32) so that two
-    # threads never write the same cache line. In the prange body below, start and stop must be
+cdef inline Py_ssize_t _chunk_size(Py_ssize_t n, int nt, Py_ssize_t multiple) noexcept nogil:
+    # One contiguous chunk per thread, a multiple of ``multiple`` items so that two threads never
+    # write the same cache line: 16 for float32 (64 bytes), 32 where a uint16 copy is written too
+    # (the 16-bit parameters, mixed.pxi). In the prange body below, start and stop must be
     # assigned directly (not through a pointer): that is what makes Cython keep them
     # thread-private.
-    return ((n + nt - 1) // nt + 15) // 16 * 16
+    return ((n + nt - 1) // nt + multiple - 1) // multiple * multiple
 
 
-cdef void _run(_range_fn fn, const void* args, Py_ssize_t n, Py_ssize_t threshold) noexcept nogil:
-    """Run ``fn`` over [0, n): serially, or one chunk per thread from ``threshold`` items."""
+cdef void _run_in(_range_fn fn, const void* args, Py_ssize_t n, Py_ssize_t threshold,
+                  Py_ssize_t multiple) noexcept nogil:
+    """Run ``fn`` over [0, n): serially, or from ``threshold`` items one chunk per thread, each
+    a multiple of ``multiple`` items."""
     cdef Py_ssize_t c, start, stop, size
     cdef int nt = _threads_for(n, threshold)
     if nt == 1:
         fn(args, 0, n)
         return
-    size = _chunk_size(n, nt)
+    size = _chunk_size(n, nt, multiple)
     for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         start = min(c * size, n)
         stop = min(start + size, n)
         fn(args, start, stop)
+
+
+cdef inline void _run(_range_fn fn, const void* args, Py_ssize_t n,
+                      Py_ssize_t threshold) noexcept nogil:
+    """Run ``fn`` over [0, n): serially, or one chunk per thread from ``threshold`` items."""
+    _run_in(fn, args, n, threshold, 16)
 
 
 cdef inline floating _max_nan(floating current, floating new) noexcept nogil:
@@ -123,5 +132,11 @@ cdef inline const floating* _cptr(const floating[::1] x) noexcept:
     return &x[0]
 
 
-cdef int _length_error(str name, Py_ssize_t length, Py_ssize_t n) except -1:
-    raise ValueError(f"{name} has {length} items; expected {n}, the length of param")
+cdef inline char* _shift(char* x, Py_ssize_t start) noexcept nogil:
+    # A float32 array pointer moved to item ``start`` (NULL, an absent array, stays NULL): the
+    # rules' ``_<rule>_at`` functions, which point a copy of a rule's struct at one chunk.
+    return NULL if x == NULL else x + start * <Py_ssize_t>sizeof(float)
+
+
+cdef int _length_error(str name, Py_ssize_t length, Py_ssize_t n, str of="param") except -1:
+    raise ValueError(f"{name} has {length} items; expected {n}, the length of {of}")

@@ -61,6 +61,22 @@ cdef void _momentum_range(const void* args, Py_ssize_t start, Py_ssize_t stop) n
         _momentum_pick_scale(a, start, stop, <float>0)
 
 
+cdef void _momentum_scalars(_Momentum* a, bint f64, double lr, double beta, double weight_decay,
+                            bint nesterov, bint maximize, double grad_scale) noexcept:
+    """Fill everything of ``a`` but the array pointers (shared with :func:`momentum_half`)."""
+    a.f64 = f64
+    a.nesterov, a.decay = nesterov, weight_decay != 0
+    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
+    a.lr, a.beta, a.weight_decay = lr, beta, weight_decay
+
+
+cdef void _momentum_at(void* args, Py_ssize_t start, const float* grad) noexcept nogil:
+    # mixed.pxi: a float32 struct's arrays from item ``start``, the gradient from ``grad``.
+    cdef _Momentum* a = <_Momentum*>args
+    a.param, a.grad = _shift(a.param, start), <const char*>grad
+    a.velocity = _shift(a.velocity, start)
+
+
 def momentum(floating[::1] param not None, const floating[::1] grad not None,
              floating[::1] velocity not None, double lr, double beta, double weight_decay,
              bint nesterov, bint maximize, double grad_scale):
@@ -72,11 +88,9 @@ def momentum(floating[::1] param not None, const floating[::1] grad not None,
         _length_error("grad", grad.shape[0], n)
     if velocity.shape[0] != n:
         _length_error("velocity", velocity.shape[0], n)
-    a.f64 = floating is double
+    _momentum_scalars(&a, floating is double, lr, beta, weight_decay, nesterov, maximize,
+                      grad_scale)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.velocity = <char*>_ptr(velocity)
-    a.nesterov, a.decay = nesterov, weight_decay != 0
-    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
-    a.lr, a.beta, a.weight_decay = lr, beta, weight_decay
     with nogil:
         _run(_momentum_range, &a, n, _threads_from[_T_MOMENTUM])

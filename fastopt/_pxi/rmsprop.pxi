@@ -78,6 +78,25 @@ cdef void _rmsprop_range(const void* args, Py_ssize_t start, Py_ssize_t stop) no
         _rmsprop_pick_scale_decay(a, start, stop, <float>0)
 
 
+cdef void _rmsprop_scalars(_RMSProp* a, bint f64, bint centered, bint buffered, double lr,
+                           double beta, double eps, double weight_decay, double momentum,
+                           bint maximize, double grad_scale) noexcept:
+    """Fill everything of ``a`` but the array pointers (shared with :func:`rmsprop_half`)."""
+    a.f64 = f64
+    a.centered, a.buffered = centered, buffered
+    a.decay = weight_decay != 0
+    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
+    a.lr, a.beta, a.eps, a.weight_decay, a.momentum = lr, beta, eps, weight_decay, momentum
+
+
+cdef void _rmsprop_at(void* args, Py_ssize_t start, const float* grad) noexcept nogil:
+    # mixed.pxi: a float32 struct's arrays from item ``start``, the gradient from ``grad``.
+    cdef _RMSProp* a = <_RMSProp*>args
+    a.param, a.grad = _shift(a.param, start), <const char*>grad
+    a.sq_avg, a.grad_avg = _shift(a.sq_avg, start), _shift(a.grad_avg, start)
+    a.momentum_buffer = _shift(a.momentum_buffer, start)
+
+
 def rmsprop(floating[::1] param not None, const floating[::1] grad not None,
             floating[::1] sq_avg not None, floating[::1] grad_avg, floating[::1] momentum_buffer,
             double lr, double beta, double eps, double weight_decay, double momentum,
@@ -94,13 +113,10 @@ def rmsprop(floating[::1] param not None, const floating[::1] grad not None,
         _length_error("grad_avg", grad_avg.shape[0], n)
     if momentum_buffer is not None and momentum_buffer.shape[0] != n:
         _length_error("momentum_buffer", momentum_buffer.shape[0], n)
-    a.f64 = floating is double
+    _rmsprop_scalars(&a, floating is double, grad_avg is not None, momentum_buffer is not None,
+                     lr, beta, eps, weight_decay, momentum, maximize, grad_scale)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.sq_avg, a.grad_avg = <char*>_ptr(sq_avg), <char*>_ptr(grad_avg)
     a.momentum_buffer = <char*>_ptr(momentum_buffer)
-    a.centered, a.buffered = grad_avg is not None, momentum_buffer is not None
-    a.decay = weight_decay != 0
-    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
-    a.lr, a.beta, a.eps, a.weight_decay, a.momentum = lr, beta, eps, weight_decay, momentum
     with nogil:
         _run(_rmsprop_range, &a, n, _threads_from[_T_RMSPROP])

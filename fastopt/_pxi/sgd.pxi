@@ -77,6 +77,24 @@ cdef void _sgd_range(const void* args, Py_ssize_t start, Py_ssize_t stop) noexce
         _sgd_pick_scale(a, start, stop, <float>0)
 
 
+cdef void _sgd_scalars(_SGD* a, bint f64, bint buffered, double lr, double weight_decay,
+                       double momentum, double dampening, bint nesterov, bint first,
+                       bint maximize, double grad_scale) noexcept:
+    """Fill everything of ``a`` but the array pointers (shared with :func:`sgd_half`)."""
+    a.f64 = f64
+    a.heavy = 0 if not buffered else (1 if first else 2)
+    a.nesterov, a.decay = nesterov, weight_decay != 0
+    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
+    a.lr, a.weight_decay, a.momentum, a.dampening = lr, weight_decay, momentum, dampening
+
+
+cdef void _sgd_at(void* args, Py_ssize_t start, const float* grad) noexcept nogil:
+    # mixed.pxi: a float32 struct's arrays from item ``start``, the gradient from ``grad``.
+    cdef _SGD* a = <_SGD*>args
+    a.param, a.grad = _shift(a.param, start), <const char*>grad
+    a.momentum_buffer = _shift(a.momentum_buffer, start)
+
+
 def sgd(floating[::1] param not None, const floating[::1] grad not None,
         floating[::1] momentum_buffer, double lr, double weight_decay, double momentum,
         double dampening, bint nesterov, bint first, bint maximize, double grad_scale):
@@ -89,12 +107,9 @@ def sgd(floating[::1] param not None, const floating[::1] grad not None,
         _length_error("grad", grad.shape[0], n)
     if momentum_buffer is not None and momentum_buffer.shape[0] != n:
         _length_error("momentum_buffer", momentum_buffer.shape[0], n)
-    a.f64 = floating is double
+    _sgd_scalars(&a, floating is double, momentum_buffer is not None, lr, weight_decay,
+                 momentum, dampening, nesterov, first, maximize, grad_scale)
     a.param, a.grad = <char*>_ptr(param), <const char*>_cptr(grad)
     a.momentum_buffer = <char*>_ptr(momentum_buffer)
-    a.heavy = 0 if momentum_buffer is None else (1 if first else 2)
-    a.nesterov, a.decay = nesterov, weight_decay != 0
-    a.scaled, a.scale = maximize or grad_scale != 1, -grad_scale if maximize else grad_scale
-    a.lr, a.weight_decay, a.momentum, a.dampening = lr, weight_decay, momentum, dampening
     with nogil:
         _run(_sgd_range, &a, n, _threads_from[_T_SGD])

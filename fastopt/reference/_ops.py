@@ -132,8 +132,8 @@ def _block_sums(x):
         return np.zeros(0)
     blocks = -(-flat.size // SUMSQ_BLOCK)
     sq = np.zeros(blocks * SUMSQ_BLOCK)
-    wide = flat.astype(np.float64)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):   # a signalling NaN raises "invalid" as it widens
+        wide = flat.astype(np.float64)
         sq[:flat.size] = wide * wide
         rows = sq.reshape(blocks, SUMSQ_BLOCK // 8, 8)
         lanes = rows[:, 0, :].copy()
