@@ -674,10 +674,10 @@ def mixed_checkpoint_mismatch(what, cls_name, theirs, ours):
 def distributed_master_refused():
     """The error of a DistributedOptimizer asked for 16-bit parameters."""
     return TypeError(
-        "fastopt.distributed.DistributedOptimizer does not take master_dtype (16-bit parameters "
-        "through float32 masters): its reductions and fingerprints are of float32/float64 "
-        "packed buffers. Train the 16-bit model with a local optimizer, or keep the "
-        "distributed parameters in float32")
+        "fastopt.distributed.DistributedOptimizer does not take 16-bit parameters nor "
+        "master_dtype (float32 masters): its reductions and fingerprints are of float32/float64 "
+        "packed buffers. Train a 16-bit model with a local optimizer (fastopt.Adam(..., "
+        "master_dtype=np.float32)), or pack the distributed parameters as float32")
 
 
 # --- per-rule argument sets: both implementations call these first ----------------------------
