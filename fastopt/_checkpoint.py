@@ -119,6 +119,11 @@ def _validate(opt, state):
     if [str(k) for k in state["keys"]] != [str(k) for k in opt._keys]:
         raise ValueError(f"state holds parameters {list(state['keys'])}; this optimizer has "
                          f"{list(opt._keys)}")
+    # Masters or not: the structure first, before the hyperparameters that would differ too.
+    theirs_master = _master_dtype_of(state.get("master_dtype"), "state['master_dtype']")
+    if theirs_master != opt._master_dtype:
+        raise _v.mixed_checkpoint_mismatch("the checkpoint", name, theirs_master,
+                                           opt._master_dtype)
     _v.check_mapping(state["hyperparameters"], "state['hyperparameters']")
     theirs = dict(state["hyperparameters"])
     expected = opt._hyper_attributes()
@@ -134,10 +139,6 @@ def _validate(opt, state):
     skipped = _v.check_step_count(state["skipped"], "state['skipped']")
     # Absent from the state dicts of fastopt before it was kept (same format version): None.
     norm = _v.check_grad_norm(state.get("last_grad_norm"), "state['last_grad_norm']")
-    theirs_master = _master_dtype_of(state.get("master_dtype"), "state['master_dtype']")
-    if theirs_master != opt._master_dtype:
-        raise _v.mixed_checkpoint_mismatch("the checkpoint", name, theirs_master,
-                                           opt._master_dtype)
     params = _check_arrays(opt, state["params"], "state['params']", opt._params,
                            half=theirs_master is not None)
     # The state arrays have the dtype and shape of what the rule steps: the masters, if any.
