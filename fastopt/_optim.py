@@ -807,9 +807,9 @@ def _check_momentum_kept(hyper, old, cls_name):
 
 class SGD(Optimizer):
     """Gradient descent: ``p = p - lr*g``; with ``momentum > 0``, torch's heavy ball
-    (docs/contract.md §7): ``buf = g`` on the first step, then
-    ``buf = momentum*buf + (1-dampening)*g``, and ``p = p - lr*buf`` (Nesterov:
-    ``p = p - lr*(g + momentum*buf)``). State: ``"momentum_buffer"`` when ``momentum > 0``.
+    (docs/contract.md §7): ``momentum_buffer = g`` on the first step, then
+    ``momentum_buffer = momentum*momentum_buffer + (1-dampening)*g``, and
+    ``p = p - lr*momentum_buffer`` (Nesterov: ``p = p - lr*(g + momentum*momentum_buffer)``). State: ``"momentum_buffer"`` when ``momentum > 0``.
 
     ``weight_decay`` adds ``weight_decay*p`` to the gradient; ``maximize`` negates it first.
     ``nesterov`` needs ``momentum > 0`` and ``dampening == 0``, as in torch.
@@ -855,8 +855,8 @@ class SGD(Optimizer):
 
 class Momentum(Optimizer):
     """Momentum in the course's form (an exponentially weighted average of gradients):
-    ``v = beta*v + (1-beta)*g; p = p - lr*v``; with ``nesterov``,
-    ``p = p - lr*(beta*v + (1-beta)*g)``. State: ``"velocity"``.
+    ``velocity = beta*velocity + (1-beta)*g; p = p - lr*velocity``; with ``nesterov``,
+    ``p = p - lr*(beta*velocity + (1-beta)*g)``. State: ``"velocity"``.
     ``weight_decay`` and ``maximize`` as in :class:`SGD`."""
 
     _rule = "momentum"
@@ -878,11 +878,13 @@ class Momentum(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp: ``s = beta*s + (1-beta)*g*g; p = p - lr*g / (sqrt(s) + eps)``.
+    """RMSProp: ``sq_avg = beta*sq_avg + (1-beta)*(g*g)``,
+    ``p = p - (lr*g) / (sqrt(sq_avg) + eps)``.
 
-    ``centered`` keeps ``g_avg = beta*g_avg + (1-beta)*g`` and divides by
-    ``sqrt(s - g_avg*g_avg) + eps``; ``momentum > 0`` keeps ``buf = momentum*buf + g/denom``
-    and steps ``p = p - lr*buf`` (docs/contract.md §7). State: ``"sq_avg"``, plus
+    ``centered`` keeps ``grad_avg = beta*grad_avg + (1-beta)*g`` and divides by
+    ``sqrt(sq_avg - grad_avg*grad_avg) + eps``; ``momentum > 0`` keeps
+    ``momentum_buffer = momentum*momentum_buffer + g/denom`` and steps
+    ``p = p - lr*momentum_buffer`` (docs/contract.md §7). State: ``"sq_avg"``, plus
     ``"grad_avg"`` when centered and ``"momentum_buffer"`` with momentum. ``centered`` is fixed
     once built.
     """
@@ -998,7 +1000,8 @@ class AdamW(Adam):
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi, Hazan & Singer 2011) with torch's options: at step t,
-    ``clr = lr / (1 + (t-1)*lr_decay)``, ``s = s + g*g``, ``p = p - clr*g / (sqrt(s) + eps)``.
+    ``clr = lr / (1 + (t-1)*lr_decay)``, ``sum_sq = sum_sq + g*g``,
+    ``p = p - (clr*g) / (sqrt(sum_sq) + eps)``.
     State: ``"sum_sq"``, starting at ``initial_accumulator_value`` (fixed once built).
     ``weight_decay`` and ``maximize`` as in :class:`SGD`."""
 
