@@ -114,3 +114,15 @@ def finite(half_bits, kind):
     h = np.asarray(half_bits, dtype=_U16)
     mask = 0x7F80 if kind == BF16 else 0x7C00
     return (h & mask) != mask
+
+
+def update_through_master(table, rule, master, grad, states, scalars, param):
+    """One array-level update of the 16-bit ``param`` through its float32 ``master``, already
+    validated (``fastopt._validation.check_master_update``): the kernel-table entry ``(rule,
+    kind)`` of ``table`` (either implementation's), called with every array 1-D, the gradient
+    and the parameter as their ``uint16`` bits, ``states`` (None for an absent option) and
+    ``scalars`` as for the float32 kernel."""
+    table[rule, kind_of(param.dtype)](
+        master.reshape(-1), bits(grad).reshape(-1),
+        *[None if s is None else s.reshape(-1) for s in states], *scalars,
+        bits(param).reshape(-1))

@@ -85,8 +85,8 @@ class Optimizer(_v.StrictAttributes):
     Parameters common to every optimizer
     ------------------------------------
     params : dict of str to ndarray, or list/tuple of ndarray
-        The arrays to update in place: float32 or float64, C-contiguous, writeable, not sharing
-        memory with each other. A :class:`fastopt.PackedArrays` (from :func:`fastopt.pack`)
+        The arrays to update in place: float32 or float64 (16-bit with ``master_dtype``),
+        C-contiguous, writeable, not sharing memory with each other. A :class:`fastopt.PackedArrays` (from :func:`fastopt.pack`)
         makes a step with packed gradients a single kernel call. The optimizer updates these
         arrays in place; rebinding a dict entry to a new array (the course's
         ``params["W1"] = params["W1"] - ...``) or removing it raises ``ValueError`` at the

@@ -528,7 +528,7 @@ def check_update_layout(written, read):
             check_same_layout(arr, name, ref, ref_name)
 
 
-def check_update_arrays(written, read):
+def check_update_arrays(written, read, master=None):
     """Validate the arrays of one update: :func:`check_update_layout`, then no overlap.
 
     Parameters
@@ -537,11 +537,48 @@ def check_update_arrays(written, read):
         Arrays updated in place, the parameter first: it fixes the expected dtype and shape.
     read : sequence of (str, ndarray)
         Arrays only read (the gradient); they may be read-only.
+    master : ndarray, optional
+        The float32 master of a 16-bit parameter (:func:`check_master_update`).
     """
+    if master is not None:
+        check_master_update(written, read, master)
+        return
     if _c_update_arrays_ok is not None and _c_update_arrays_ok(written, read):
         return
+    param = written[0][1]
+    if isinstance(param, np.ndarray) and _half.kind_of(param.dtype) is not None:
+        raise TypeError(
+            f"param has dtype {param.dtype}, a 16-bit format: pass master=, its float32 master "
+            f"copy (made once, e.g. master = param.astype(np.float32), and kept between "
+            f"steps), with float32 state arrays. The update steps the master and writes param "
+            f"as the master rounded; 16-bit state could not hold small updates (in bfloat16, "
+            f"256 + 1 == 256)")
     check_update_layout(written, read)
     check_no_overlap(written, read)
+
+
+def check_master_update(written, read, master):
+    """Validate an array-level update of a 16-bit parameter through its float32 ``master``
+    (docs/contract.md §14): ``written[0]`` the 16-bit parameter, the other written arrays the
+    float32 state, ``read[0]`` the gradient in the parameter's format; nothing overlaps."""
+    (param_name, param), states = written[0], list(written[1:])
+    if isinstance(param, np.ndarray) and param.dtype in FLOAT_DTYPES:
+        raise TypeError(f"master is for 16-bit parameters; {param_name} has dtype "
+                        f"{param.dtype} and is its own master: leave master out")
+    check_param_array(param, param_name, _F32)
+    check_float_array(master, "master", writeable=True)
+    if master.dtype != _F32:
+        raise TypeError(f"master has dtype {master.dtype}; expected float32 (the master copy "
+                        f"of a 16-bit parameter: {param_name}.astype(np.float32) once)")
+    if master.shape != param.shape:
+        raise ValueError(f"master has shape {master.shape}; expected {param.shape}, the shape "
+                         f"of {param_name}")
+    for name, arr in states:
+        check_float_array(arr, name, writeable=True)
+        check_same_layout(arr, name, master, "master (state arrays are float32, like it)")
+    grad_name, grad = read[0]
+    check_half_grad(grad, grad_name, param, param_name)
+    check_no_overlap([written[0], ("master", master)] + states, read)
 
 
 # --- 16-bit parameters (docs/contract.md §14): master copies, loss scaling ---------------------
@@ -688,29 +725,32 @@ def _written_state(written, name, array):
         written.append((name, array))
 
 
-def sgd_args(param, grad, lr, weight_decay, maximize):
-    """Validate ``sgd_update``'s arguments; return ``(lr, weight_decay, maximize)``."""
-    check_update_arrays((("param", param),), (("grad", grad),))
+def sgd_args(param, grad, lr, weight_decay, maximize, master=None):
+    """Validate ``sgd_update``'s arguments; return ``(lr, weight_decay, maximize)``. With
+    ``master``, ``param`` is 16-bit and stepped through it (:func:`check_master_update`), as in
+    every ``*_args`` below."""
+    check_update_arrays((("param", param),), (("grad", grad),), master)
     return (check_lr(lr), check_nonnegative(weight_decay, "weight_decay"),
             check_bool(maximize, "maximize"))
 
 
-def momentum_args(param, grad, velocity, lr, beta, nesterov, weight_decay, maximize):
+def momentum_args(param, grad, velocity, lr, beta, nesterov, weight_decay, maximize,
+                  master=None):
     """Validate ``momentum_update``'s arguments; return the scalars in signature order."""
-    check_update_arrays((("param", param), ("velocity", velocity)), (("grad", grad),))
+    check_update_arrays((("param", param), ("velocity", velocity)), (("grad", grad),), master)
     return (check_lr(lr), check_beta(beta), check_bool(nesterov, "nesterov"),
             check_nonnegative(weight_decay, "weight_decay"), check_bool(maximize, "maximize"))
 
 
 def rmsprop_args(param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum,
-                 weight_decay, maximize):
+                 weight_decay, maximize, master=None):
     """Validate ``rmsprop_update``'s arguments; return ``(lr, beta, eps, momentum,
     weight_decay, maximize)``. ``grad_avg`` (centered) and ``momentum_buffer`` are checked like
     ``sq_avg`` when given; ``momentum > 0`` needs a ``momentum_buffer``."""
     written = [("param", param), ("sq_avg", sq_avg)]
     _written_state(written, "grad_avg", grad_avg)
     _written_state(written, "momentum_buffer", momentum_buffer)
-    check_update_arrays(written, (("grad", grad),))
+    check_update_arrays(written, (("grad", grad),), master)
     momentum = check_nonnegative(momentum, "momentum")
     if momentum > 0 and momentum_buffer is None:
         raise ValueError(f"momentum={momentum!r} needs a momentum_buffer: pass "
@@ -720,22 +760,23 @@ def rmsprop_args(param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, 
 
 
 def adam_args(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max,
-              maximize):
+              maximize, master=None):
     """Validate ``adam_update``'s arguments; return ``(t, lr, beta1, beta2, eps, weight_decay,
     decoupled, maximize)``: ``t`` a Python int, the rest Python floats and bools. ``v_max``
     (AMSGrad) is checked like ``m`` and ``v`` when given."""
     written = [("param", param), ("m", m), ("v", v)]
     _written_state(written, "v_max", v_max)
-    check_update_arrays(written, (("grad", grad),))
+    check_update_arrays(written, (("grad", grad),), master)
     return (check_step(t), check_lr(lr), check_beta(beta1, "beta1"), check_beta(beta2, "beta2"),
             check_eps(eps), check_nonnegative(weight_decay, "weight_decay"),
             check_bool(decoupled, "decoupled"), check_bool(maximize, "maximize"))
 
 
-def adagrad_args(param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize):
+def adagrad_args(param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize,
+                 master=None):
     """Validate ``adagrad_update``'s arguments; return ``(t, lr, lr_decay, eps, weight_decay,
     maximize)``."""
-    check_update_arrays((("param", param), ("sum_sq", sum_sq)), (("grad", grad),))
+    check_update_arrays((("param", param), ("sum_sq", sum_sq)), (("grad", grad),), master)
     return (check_step(t), check_lr(lr), check_nonnegative(lr_decay, "lr_decay"),
             check_eps(eps), check_nonnegative(weight_decay, "weight_decay"),
             check_bool(maximize, "maximize"))
