@@ -8,7 +8,7 @@ rounds each Python-float hyperparameter once to the array dtype (NEP 50), which 
 The arithmetic itself is in ``fastopt.reference._ops`` (unchecked, shared with the dictionary
 functions of ``fastopt.reference.lab``); the functions here validate, then call it.
 """
-from .. import _clip, _minibatch, _optim
+from .. import _clip, _half, _minibatch, _optim
 from .. import _validation as _v
 from .._scalars import adagrad_lr, bias_correction
 from .._smoothing import EWA
@@ -42,7 +42,7 @@ def minibatches(X, Y=None, batch_size=64, seed=None, axis=1, drop_last=False, co
 minibatches.__doc__ = _minibatch.minibatches.__doc__
 
 
-def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False):
+def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False, master=None):
     """Gradient descent step, in place.
 
     .. math:: p \\leftarrow p - \\eta\\, g
@@ -69,6 +69,14 @@ def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False):
         L2 penalty, finite and >= 0.
     maximize : bool, default False
         Ascend instead of descend (the gradient array itself is not written).
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -88,12 +96,14 @@ def sgd_update(param, grad, lr, weight_decay=0.0, maximize=False):
     >>> p
     array([0.95, 2.05])
     """
-    lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize)
-    _ops.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
+    lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize,
+                                             master)
+    ops = _ops if master is None else _half.MasterOps(_ops, master)
+    ops.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
 
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_decay=0.0,
-                    maximize=False):
+                    maximize=False, master=None):
     """Momentum step (exponentially weighted average of gradients), in place.
 
     .. math::
@@ -127,6 +137,14 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0: ``g + weight_decay*p``.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -142,12 +160,14 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_
     (array([0.2, 0.2, 0.2]), array([0.9, 0.9, 0.9]))
     """
     lr, beta, nesterov, weight_decay, maximize = _v.momentum_args(
-        param, grad, velocity, lr, beta, nesterov, weight_decay, maximize)
-    _ops.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
+        param, grad, velocity, lr, beta, nesterov, weight_decay, maximize, master)
+    ops = _ops if master is None else _half.MasterOps(_ops, master)
+    ops.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
-                   momentum_buffer=None, momentum=0.0, weight_decay=0.0, maximize=False):
+                   momentum_buffer=None, momentum=0.0, weight_decay=0.0, maximize=False,
+                   master=None):
     """RMSProp step, in place (Tieleman & Hinton 2012, lecture 6.5).
 
     .. math::
@@ -191,6 +211,14 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -207,13 +235,14 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
     """
     lr, beta, eps, momentum, weight_decay, maximize = _v.rmsprop_args(
         param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum, weight_decay,
-        maximize)
-    _ops.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
-                 momentum, maximize, 1.0)
+        maximize, master)
+    ops = _ops if master is None else _half.MasterOps(_ops, master)
+    ops.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
+                momentum, maximize, 1.0)
 
 
 def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                decoupled=False, v_max=None, maximize=False):
+                decoupled=False, v_max=None, maximize=False, master=None):
     """Adam step with bias correction, in place (Kingma & Ba 2015, Algorithm 1).
 
     .. math::
@@ -270,6 +299,14 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     v_max : ndarray, optional
         AMSGrad's running maximum of ``v``, like ``m``; updated in place. Start from zeros.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -286,13 +323,15 @@ def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     array([-0.1,  0.1], dtype=float32)
     """
     t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
-        param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize)
-    _ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
-              bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+        param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize,
+        master)
+    ops = _ops if master is None else _half.MasterOps(_ops, master)
+    ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
+             bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
 
 
 def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_decay=0.0,
-                   maximize=False):
+                   maximize=False, master=None):
     """Adagrad step, in place (Duchi, Hazan & Singer 2011; torch.optim's options).
 
     .. math::
@@ -329,6 +368,14 @@ def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_d
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -344,9 +391,10 @@ def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_d
     (array([0.9, 1.1]), array([4., 4.]))
     """
     t, lr, lr_decay, eps, weight_decay, maximize = _v.adagrad_args(
-        param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize)
-    _ops.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize,
-                 1.0)
+        param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize, master)
+    ops = _ops if master is None else _half.MasterOps(_ops, master)
+    ops.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize,
+                1.0)
 
 
 def clip_grad_norm(grads, max_norm, error_if_nonfinite=False):
