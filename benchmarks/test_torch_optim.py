@@ -50,3 +50,39 @@ def test_step(benchmark, impl, name, workload, threads_of_both):
     benchmark.group = (f"torch.optim.{name} float32 {_bench.workload_label(workload)} "
                        f"threads={threads_of_both}")
     benchmark(_bench.torch_optim_step(impl, name, workload, np.float32))
+
+
+# -- bfloat16 parameters: fastopt.torch keeps a float32 master, torch's fused Adam does not ---------
+
+HALF_SIZES = [1_000_000] + ([10_000_000] if os.environ.get("FASTOPT_BENCH_LARGE") else [])
+
+
+def bf16_adam_step(impl, n, seed=0):
+    """A zero-argument ``opt.step`` of Adam over one bfloat16 parameter of ``n`` items with a
+    bfloat16 gradient: ``fastopt.torch.Adam`` (float32 master and state inside: 28 bytes an
+    item, the gradient read, master/exp_avg/exp_avg_sq read and written, the parameter written)
+    or ``torch.optim.Adam(fused=True)`` (no master, bfloat16 state: 14 bytes an item), past step
+    1000 as the float32 rows."""
+    params, grads = _bench.torch_params([(n,)], np.float32, seed)
+    p = torch.nn.Parameter(params[0].detach().to(torch.bfloat16))
+    g = torch.from_numpy(grads[0]).to(torch.bfloat16)
+    if impl == "fastopt.torch":
+        opt = _bench.fastopt_torch_class("Adam")([p], lr=1e-3)
+    else:
+        opt = torch.optim.Adam([p], lr=1e-3, fused=True)
+    p.grad = g.clone()
+    opt.step()
+    _bench.set_step_count(opt, _bench.STEADY_STATE_STEP)
+    if p.grad is None:
+        p.grad = g.clone()
+    return opt.step
+
+
+@pytest.mark.parametrize("threads_of_both", [1], indirect=True, ids=lambda k: f"{k}thr")
+@pytest.mark.parametrize("n", HALF_SIZES, ids=lambda n: f"1x{n:.0e}")
+@pytest.mark.parametrize("impl", ["fastopt.torch", "torch fused"])
+def test_step_bfloat16_adam(benchmark, impl, n, threads_of_both):
+    if impl == "fastopt.torch" and not _bench.have_fastopt_torch():
+        pytest.skip("fastopt.torch is not in this build")
+    benchmark.group = f"torch.optim.Adam bfloat16 1x{n:.0e} threads={threads_of_both}"
+    benchmark(bf16_adam_step(impl, n))

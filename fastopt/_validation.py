@@ -1456,11 +1456,31 @@ def torch_bad_tensor(what, name, why, error=ValueError):
     raise error(f"{what} {name} {why}")
 
 
-def torch_half_refused(what, name, dtype):
-    raise TypeError(f"{what} {name} is {dtype}: fastopt.torch steps float32 and float64 "
-                    f"parameters only; 16-bit parameters are refused until fastopt has mixed "
-                    f"precision (float32 master weights beside the 16-bit copy). Keep the "
-                    f"parameters float32 (torch.autocast computes in 16 bits on float32 weights)")
+def torch_amp_scalar(name, value):
+    """``optimizer.grad_scale`` / ``optimizer.found_inf`` as torch.amp.GradScaler sets them (a
+    1-element float tensor; a real number is taken too, and a bool for ``found_inf``): the
+    number, or a refusal before anything is written. ``grad_scale`` must be finite and > 0 (the loss was multiplied by it;
+    the step multiplies the gradients by its reciprocal)."""
+    if value is None or (isinstance(value, bool) and name == "grad_scale"):
+        bad = True
+    elif isinstance(value, numbers.Real):
+        bad = False
+    else:
+        numel = getattr(value, "numel", None)
+        bad = numel is None or numel() != 1 or value.is_complex()
+        if not bad:
+            value = value.item()
+    if bad:
+        shape = getattr(value, "shape", None)
+        got = type(value).__name__ + ("" if shape is None else f" of shape {tuple(shape)}")
+        raise TypeError(f"optimizer.{name} must be a 1-element tensor or a number (as "
+                        f"torch.amp.GradScaler sets it), got {got}: nothing was stepped")
+    value = float(value)
+    if name == "grad_scale" and not (0.0 < value < math.inf):
+        raise ValueError(f"optimizer.grad_scale must be finite and > 0 (the loss scale; the "
+                         f"gradients are multiplied by 1/grad_scale), got {value}: nothing was "
+                         f"stepped")
+    return value
 
 
 def torch_retied(name, other):

@@ -6,7 +6,10 @@ format. A step writes exactly the bits that ``fastopt.reference`` writes for the
 same values (docs/contract.md §1, §7), for every thread count, in one kernel call per parameter
 group and dtype: the parameters are packed into one contiguous buffer per dtype when the
 optimizer is built (each ``p.data`` becomes a view of it), and so are the gradients and the state.
-See docs/contract.md §13 for the gradient policy and what is refused.
+bfloat16/float16 parameters stay 16-bit, stepped through a float32 master kept in the optimizer
+(``state[p]["master"]``); ``torch.amp.GradScaler`` hands the step its loss scale and inf check.
+See docs/contract.md §13 for the gradient policy, 16-bit parameters, loss scaling and what is
+refused.
 
 torch is an optional dependency: only this package imports it.
 """

@@ -19,6 +19,10 @@ A step, in three phases, so that a refusal leaves everything as it was:
 3. step: per (group, dtype), one kernel call over each run of consecutive parameters that have a
    gradient and the same step count (the common case: one call for the whole group), with the
    scalars computed exactly as ``fastopt.reference``'s objects compute them.
+
+16-bit (bfloat16, float16) parameters and gradients have 16-bit buffers of that layout; their
+float32 master copy (state ``"master"``) and their states are float32 buffers of the same
+layout, and their kernel is the table's ``(rule, kind)`` entry (``_half_kernel``).
 """
 import functools
 import itertools
@@ -29,15 +33,20 @@ import numpy as np
 import torch
 from torch.optim import optimizer as _torch_optimizer
 
+from .. import _dispatch
+from .. import _half
 from .. import _ops
 from .. import _validation as _v
-from .._clip import global_norm
 from .._scalars import clip_coefficient
 from . import _buffers
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+# The packed dtypes of 16-bit parameters (fastopt._half's convention: uint16 holds bfloat16 bits).
+_BF16, _F16 = np.dtype(np.uint16), np.dtype(np.float16)
 _MAX_STEP = 2 ** 24  # float32 counts every whole number up to here, not one past it
-_DTYPE_ORDER = (_F32, _F64)
+_DTYPE_ORDER = (_F32, _F64, _BF16, _F16)
+MASTER = "master"
+"""The state key of a 16-bit parameter's float32 master copy (docs/contract.md §13)."""
 
 # The parameter buffers of fastopt.torch alive, by data pointer (weakly, by the ndarray that each
 # buffer's storage holds, so an entry lives exactly as long as a view of that buffer): parameters
@@ -54,14 +63,20 @@ class _Slot:
     """One parameter: where it lives in the buffers of its dtype, and its views."""
 
     __slots__ = ("param", "k", "group", "index", "name", "dtype", "start", "stop", "shape",
-                 "numel", "data", "grad", "grad_np", "views", "step")
+                 "numel", "data", "grad", "grad_np", "views", "step", "kind", "version")
 
 
 class _Buffers:
-    """The buffers of one dtype: parameters, gradients, and each state allocated so far."""
+    """The buffers of one dtype: parameters, gradients, and each state allocated so far.
+
+    For 16-bit parameters (``kind`` "bfloat16" or "float16") the parameters and gradients are
+    16-bit, and the states are float32, the first of them :data:`MASTER`, the float32 master
+    copy of the parameters (allocated with the buffers, not on a first step)."""
 
     def __init__(self, dtype, numel):
         self.dtype, self.numel = dtype, numel
+        self.kind = _half.kind_of(dtype) if dtype.itemsize == 2 else None
+        self.state_dtype = _F32 if self.kind else dtype
         # Each buffer of one step starts at another offset within a 4 KiB page (stagger): a
         # load and a store 4 KiB apart look alike to the CPU's memory disambiguation (4K
         # aliasing), and large NumPy buffers all start at the same offset. Measured on the
@@ -70,10 +85,12 @@ class _Buffers:
         self.param_np, self.param_t = _buffers.allocate(numel, dtype, stagger=0)
         self.grad_np, self.grad_t = _buffers.allocate(numel, dtype, stagger=1)
         self.state_np, self.state_t = {}, {}
+        if self.kind:
+            self.add_state(MASTER)
 
     def add_state(self, name):
         self.state_np[name], self.state_t[name] = _buffers.allocate(
-            self.numel, self.dtype, stagger=2 + len(self.state_np))
+            self.numel, self.state_dtype, stagger=2 + len(self.state_np))
 
     def pairs(self):
         """(tensor, ndarray) of every buffer: parameters, gradients, each state."""
@@ -86,10 +103,10 @@ class _Buffers:
         whether any moved."""
         moved = False
         if self.param_t.data_ptr() != self.param_np.ctypes.data:
-            self.param_np, moved = self.param_t.numpy(), True
+            self.param_np, moved = _buffers.as_numpy(self.param_t), True
             _OUR_STORAGES[self.param_t.untyped_storage().data_ptr()] = self.param_np
         if self.grad_t.data_ptr() != self.grad_np.ctypes.data:
-            self.grad_np, moved = self.grad_t.numpy(), True
+            self.grad_np, moved = _buffers.as_numpy(self.grad_t), True
         for name, t in self.state_t.items():
             if t.data_ptr() != self.state_np[name].ctypes.data:
                 self.state_np[name], moved = t.numpy(), True
@@ -219,11 +236,22 @@ class PackedOptimizer(torch.optim.Optimizer):
     slot or storage (``b.weight.data = a.weight.data`` after building: the step would untie
     them). Refused with a ``TypeError``/``ValueError`` naming the parameter (its name with
     ``named_parameters()``, else ``param_groups[g]['params'][i]``), before anything is written:
-    non-CPU (CUDA, meta) parameters or gradients, sparse ones, complex ones, float16/bfloat16
-    ones (until mixed precision exists), other dtypes, parameters sharing storage with each
+    non-CPU (CUDA, meta) parameters or gradients, sparse ones, complex ones, dtypes other than
+    float32, float64, bfloat16 and float16, parameters sharing storage with each
     other (tied views; the same Parameter twice in a group, or in two groups), parameters in
     shared memory (``p.is_shared()``, Hogwild: packing would un-share them; use torch.optim, or
     build this optimizer before ``share_memory()``), gradients of another dtype or shape.
+
+    16-bit parameters
+    -----------------
+    bfloat16 and float16 parameters (and their gradients) stay 16-bit, packed like the others;
+    the optimizer keeps a float32 master of each (``state[p]["master"]``, widened exactly from
+    the parameter at construction) and float32 state, and a step is one call of the kernel
+    table's ``(rule, "bfloat16"/"float16")`` entry per (group, dtype): the master and state get
+    the reference's float32 step on the widened gradient, the parameter the master rounded to
+    nearest even. A write to a 16-bit parameter that its version counter records
+    (``with torch.no_grad(): p.mul_(2)``, ``model.load_state_dict``) and that changes its bits
+    makes the master that value widened at the next step. Loss scaling: :meth:`step`.
 
     Moved and repointed memory
     --------------------------
@@ -236,6 +264,10 @@ class PackedOptimizer(torch.optim.Optimizer):
     """
 
     _uses_step = True        # torch keeps state["step"] (SGD does not)
+    # torch.amp.GradScaler hands the loss scale and the inf check to step() as
+    # optimizer.grad_scale / optimizer.found_inf (as for torch's fused optimizers) instead of
+    # unscaling the gradients itself: one pass over the gradients fewer.
+    _step_supports_amp_scaling = True
     _hyper_keys = ()         # the group keys a step reads, besides lr
 
     def __init__(self, params, defaults, max_grad_norm=None):
@@ -356,20 +388,22 @@ class PackedOptimizer(torch.optim.Optimizer):
         if p.layout != torch.strided:
             _v.torch_bad_tensor("parameter", name, f"has layout {p.layout}: fastopt.torch "
                                 f"steps dense (strided) parameters only", TypeError)
-        if p.dtype in (torch.float16, torch.bfloat16):
-            _v.torch_half_refused("parameter", name, p.dtype)
         if p.is_complex():
             _v.torch_bad_tensor("parameter", name, f"is complex ({p.dtype}): fastopt.torch "
-                                f"steps real float32 and float64 parameters only; view it as "
-                                f"real pairs with torch.view_as_real", TypeError)
+                                f"steps real float32, float64, bfloat16 and float16 parameters "
+                                f"only; view it as real pairs with torch.view_as_real",
+                                TypeError)
         if p.dtype not in _buffers.NUMPY_DTYPES:
-            _v.torch_bad_tensor("parameter", name, f"is {p.dtype}: fastopt.torch steps float32 "
-                                f"and float64 parameters only", TypeError)
+            _v.torch_bad_tensor("parameter", name, f"is {p.dtype}: fastopt.torch steps float32, "
+                                f"float64, bfloat16 and float16 parameters only", TypeError)
 
     def _pack(self, allow_shared=False):
         """(Re)build every buffer from the current parameters and state; see the module
         docstring. Checks come first: on a refusal nothing has changed."""
         old = {id(s.param): s for s in self._slots}
+        # 16-bit parameters written in place since the last step take their new values into
+        # their masters here, as a step would have (the re-pack would hide the write).
+        stale = {id(s.param) for s in getattr(self, "_half_slots", ()) if self._master_stale(s)}
         order = []  # (group index, index in group, param), packed order
         for gi, group in enumerate(self.param_groups):
             for dtype in _DTYPE_ORDER:
@@ -416,6 +450,7 @@ class PackedOptimizer(torch.optim.Optimizer):
             s.param, s.k, s.group, s.index = p, k, gi, i
             s.name = self._param_name(gi, i)
             s.dtype, s.shape, s.numel = dtype, tuple(p.shape), p.numel()
+            s.kind = _half.kind_of(dtype) if dtype.itemsize == 2 else None
             s.start = sizes.get(dtype, 0)
             s.stop = s.start + s.numel
             sizes[dtype] = _aligned(s.stop, dtype)
@@ -425,7 +460,8 @@ class PackedOptimizer(torch.optim.Optimizer):
         for dtype, buf in bufs.items():
             if dtype in old_bufs:
                 for name in old_bufs[dtype].state_np:
-                    buf.add_state(name)
+                    if name not in buf.state_np:
+                        buf.add_state(name)
         steps_np, steps_t = _buffers.allocate(max(len(slots), 1), _F32)
         # Views, then values (the old buffers stay alive until the old slots go).
         for s in slots:
@@ -440,11 +476,15 @@ class PackedOptimizer(torch.optim.Optimizer):
                 p = s.param
                 was = old.get(id(p))
                 s.data.copy_(p.data)
+                if s.kind and was is None:
+                    self._widen_master(s, bufs[s.dtype])
                 if was is not None:
                     if p.grad is was.grad:
                         s.grad.copy_(was.grad)
                     for name, view in was.views.items():
                         s.views[name].copy_(view)
+                    if id(p) in stale:
+                        self._widen_master(s, bufs[s.dtype])
                     steps_np[s.k] = float(was.step)
                     state = self.state.get(p)
                     if state:
@@ -472,8 +512,10 @@ class PackedOptimizer(torch.optim.Optimizer):
         for s in sorted(slots, key=lambda s: (s.group, s.index)):
             self._group_slots[s.group].append(s)
         self._param_order = [s for group in self._group_slots for s in group]
+        self._half_slots = [s for s in slots if s.kind]
         self._hyper_cache = {}
         self._rewatch()
+        self._record_versions()
 
     # -- views that moved or were repointed -----------------------------------------------------
 
@@ -504,9 +546,10 @@ class PackedOptimizer(torch.optim.Optimizer):
             watch.append(s.grad)
             ptrs.append((buf.grad_np.ctypes.data + offset) * live)
             what.append((s, "grad"))
+            state_offset = s.start * buf.state_dtype.itemsize
             for name, view in s.views.items():
                 watch.append(view)
-                ptrs.append((buf.state_np[name].ctypes.data + offset) * live)
+                ptrs.append((buf.state_np[name].ctypes.data + state_offset) * live)
                 what.append((s, name))
             if self._uses_step:
                 watch.append(s.step)
@@ -576,6 +619,44 @@ class PackedOptimizer(torch.optim.Optimizer):
             view = s.views[name]
         return view
 
+    # -- 16-bit parameters: the master ------------------------------------------------------------
+
+    def _widen_master(self, s, buf=None):
+        """Slot ``s``'s master := its 16-bit parameter widened (exact)."""
+        buf = self._bufs[s.dtype] if buf is None else buf
+        lo, hi = s.start, s.stop
+        buf.state_np[MASTER][lo:hi] = _half.widen(_half.bits(buf.param_np[lo:hi]), s.kind)
+
+    def _narrow_param(self, s):
+        """Slot ``s``'s 16-bit parameter := its master rounded to nearest even."""
+        buf = self._bufs[s.dtype]
+        lo, hi = s.start, s.stop
+        _half.narrow(buf.state_np[MASTER][lo:hi], s.kind, out=_half.bits(buf.param_np[lo:hi]))
+
+    def _master_stale(self, s):
+        """Whether a 16-bit parameter was written in place since the optimizer last wrote or
+        saw it (its version counter moved: ``with torch.no_grad(): p.mul_(2)``,
+        ``model.load_state_dict(...)``) AND now differs from its master rounded: then the 16-bit
+        values are the truth and the master is widened from them again (a write of the same bits,
+        such as reloading the weights the optimizer's state dict came with, keeps the master)."""
+        if s.param._version == s.version or not s.numel:
+            return False
+        buf = self._bufs[s.dtype]
+        lo, hi = s.start, s.stop
+        rounded = _half.narrow(buf.state_np[MASTER][lo:hi], s.kind)
+        return not np.array_equal(rounded, _half.bits(buf.param_np[lo:hi]))
+
+    def _record_versions(self):
+        for s in self._half_slots:
+            s.version = s.param._version
+
+    def _half_kernel(self, rule, buf, lo, hi, states, scalars):
+        """``fastopt._dispatch.table[rule, kind](master, grad_bits, *states, *scalars,
+        param_bits)`` over ``[lo, hi)`` of a 16-bit buffer (docs/contract.md §14)."""
+        _dispatch.table[rule, buf.kind](buf.state_np[MASTER][lo:hi],
+                                        _half.bits(buf.grad_np[lo:hi]), *states, *scalars,
+                                        _half.bits(buf.param_np[lo:hi]))
+
     # -- gradients -----------------------------------------------------------------------------
 
     def zero_grad(self, set_to_none=True):
@@ -617,8 +698,6 @@ class PackedOptimizer(torch.optim.Optimizer):
             _v.torch_bad_tensor("the gradient of", s.name, f"is on {g.device}: fastopt.torch "
                                 f"steps CPU tensors only")
         if g.dtype != s.param.dtype:
-            if g.dtype in (torch.float16, torch.bfloat16):
-                _v.torch_half_refused("the gradient of", s.name, g.dtype)
             _v.torch_bad_tensor("the gradient of", s.name, f"is {g.dtype}, its parameter "
                                 f"{s.param.dtype}: they must have the same dtype", TypeError)
         if tuple(g.shape) != s.shape:
@@ -667,21 +746,37 @@ class PackedOptimizer(torch.optim.Optimizer):
         Returns
         -------
         The closure's loss, or None.
+
+        Notes
+        -----
+        Loss scaling (``_step_supports_amp_scaling``): ``torch.amp.GradScaler.step`` sets
+        ``optimizer.grad_scale`` (the loss scale S; None after ``scaler.unscale_(optimizer)``)
+        and ``optimizer.found_inf`` before calling this, as for torch's fused optimizers. A
+        nonzero ``found_inf`` skips the step before anything is written (parameters, masters,
+        state and step counts stay); otherwise the gradients are multiplied by ``1/S`` inside
+        the kernels (times the clipping coefficient with ``max_grad_norm``, whose norm is that
+        of the unscaled gradients), the gradient buffer itself is not written.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        if grad_scale is not None:
+            grad_scale = _v.torch_amp_scalar("grad_scale", grad_scale)
+        if found_inf is not None and _v.torch_amp_scalar("found_inf", found_inf) != 0:
+            return loss  # an inf/NaN gradient: GradScaler skips this step (and lowers S)
         # torch.no_grad() as a context manager costs ~4 us; the switch itself ~0.1 us.
         enabled = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)
         try:
-            self._step()
+            self._step(grad_scale)
         finally:
             torch._C._set_grad_enabled(enabled)
         return loss
 
-    def _step(self):
+    def _step(self, grad_scale=None):
         groups = self.param_groups
         if len(groups) != len(self._group_slots):
             raise ValueError(f"param_groups has {len(groups)} groups; this optimizer packed "
@@ -708,6 +803,9 @@ class PackedOptimizer(torch.optim.Optimizer):
         state_fixes = []     # (slot, name, value)
         names_of = [self._state_names(h) for _, h in hypers]
         ours = None
+        # 16-bit parameters written in place since the last step: their masters are widened
+        # from them again in phase 2.
+        rewiden = [s for s in self._half_slots if self._master_stale(s)]
         for s in self._slots:
             p = s.param
             g = p.grad
@@ -733,6 +831,10 @@ class PackedOptimizer(torch.optim.Optimizer):
                 value = st.get("step")
                 if value is not s.step:
                     state_fixes.append((s, "step", self._step_value(s, value)))
+            if s.kind:
+                value = st.get(MASTER)
+                if value is not None and value is not s.views[MASTER]:
+                    state_fixes.append((s, MASTER, self._check_state(s, MASTER, value)))
             for name in names:
                 value = st.get(name)
                 view = s.views.get(name)
@@ -760,6 +862,10 @@ class PackedOptimizer(torch.optim.Optimizer):
             data = s.param.data
             s.data.copy_(data.clone() if own_slot else data)  # never copy a slot onto itself
             s.param.data = s.data
+            if s.kind:
+                self._widen_master(s)
+        for s in rewiden:
+            self._widen_master(s)
         if grad_copies:
             torch._foreach_copy_([s.grad for s, _ in grad_copies], [g for _, g in grad_copies])
             for s, _ in grad_copies:
@@ -779,11 +885,21 @@ class PackedOptimizer(torch.optim.Optimizer):
             steps_np[s.k] = 0.0
         fresh_ids = {s.k for s in fresh}
         # Phase 3: clipping (fastopt's fixed-order sum over the slots, in parameter order).
-        scale = 1.0
+        # With loss scaling the gradients are S times the true ones: the factor is 1/S, and the
+        # norm clipped is that of the unscaled gradients (the sum's norm divided by S: for a
+        # power-of-two S, GradScaler's, exactly the norm of the gradients divided by S).
+        scale = 1.0 if grad_scale is None else 1.0 / grad_scale
         if self._max_grad_norm is not None:
-            norm = global_norm(_ops, [s.grad_np for s in self._param_order if stepped[s.k]])
+            total = 0.0
+            for s in self._param_order:
+                if stepped[s.k]:
+                    total += (_ops.sumsq_half(_half.bits(s.grad_np), s.kind) if s.kind
+                              else _ops.sumsq(s.grad_np))
+            norm = math.sqrt(total)
+            if grad_scale is not None:
+                norm = norm / grad_scale
             self.last_grad_norm = norm
-            scale = clip_coefficient(norm, self._max_grad_norm)
+            scale = scale * clip_coefficient(norm, self._max_grad_norm)
         # Phase 4: the kernels, one call per run of consecutive stepped slots of one key (the
         # step count; for SGD, whether it is the first step).
         slots = self._slots
@@ -821,19 +937,23 @@ class PackedOptimizer(torch.optim.Optimizer):
                 if uses_step:
                     steps_np[s.k:slots[run_end - 1].k + 1] += 1
                 pos = run_end
-        if uses_step or any(names_of):
+        if uses_step or any(names_of) or self._half_slots:
             for s in fresh:
                 names = names_of[s.group]
-                if not (uses_step or names):
+                if not (uses_step or names or s.kind):
                     continue
                 st = self.state[s.param]
                 if uses_step:
                     st["step"] = s.step
                 for name in names:
                     st[name] = s.views[name]
+                if s.kind:
+                    st[MASTER] = s.views[MASTER]
         params = [s.param for s in slots if stepped[s.k]]
         if params:
             torch._C._increment_version(params)
+        if self._half_slots:
+            self._record_versions()
 
     def _key(self, s, fresh_ids, names):
         if self._uses_step:
@@ -843,7 +963,8 @@ class PackedOptimizer(torch.optim.Optimizer):
     def _check_replaced(self, s):
         if s.param.dtype != _buffers.TORCH_DTYPES[s.dtype]:
             _v.torch_bad_tensor("parameter", s.name, f"became {s.param.dtype} after the "
-                                f"optimizer was built (it packed it as {s.dtype}): build the "
+                                f"optimizer was built (it packed it as "
+                                f"{_buffers.TORCH_DTYPES[s.dtype]}): build the "
                                 f"optimizer after converting the model", TypeError)
         if tuple(s.param.shape) != s.shape:
             _v.torch_bad_tensor("parameter", s.name, f"has shape {tuple(s.param.shape)} since "
@@ -927,27 +1048,62 @@ class PackedOptimizer(torch.optim.Optimizer):
         of the same rule; hooks run as in torch), then the loaded state is copied into the
         packed buffers (the views stay; nothing else is replaced). Every group's hyperparameters
         and every loaded state entry are checked first; on a refusal the optimizer is as it
-        was."""
+        was.
+
+        16-bit parameters: their state entries are taken as saved, not cast to the parameter's
+        dtype as torch's load casts them (a float32 ``exp_avg`` stays float32; a bfloat16 one,
+        from torch's own optimizer, is widened exactly); the master is the saved
+        ``state[p]["master"]``, or, in a state dict without one (torch's own, or saved before
+        the parameter's first step), the parameter widened; and the parameter is then
+        rewritten as its master rounded."""
         old_state, old_groups = self.state, self.param_groups
         old_cache = self._hyper_cache
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        raw = self._saved_half_state(state_dict)
+        pre_hooks = self._optimizer_load_state_dict_pre_hooks
         post_hooks = self._optimizer_load_state_dict_post_hooks
+        self._optimizer_load_state_dict_pre_hooks = type(pre_hooks)()
         self._optimizer_load_state_dict_post_hooks = type(post_hooks)()
         try:
             super().load_state_dict(state_dict)
         finally:
+            self._optimizer_load_state_dict_pre_hooks = pre_hooks
             self._optimizer_load_state_dict_post_hooks = post_hooks
         try:
             self._hyper_cache = {}
-            self._adopt_loaded()
+            self._adopt_loaded(raw)
         except BaseException:
             self.state, self.param_groups, self._hyper_cache = old_state, old_groups, old_cache
             raise
         for hook in post_hooks.values():
             hook(self)
 
-    def _adopt_loaded(self):
-        """Check ``self.state`` as torch's load left it (tensors of their own), then copy it
-        into the buffers and make its entries our views."""
+    def _saved_half_state(self, state_dict):
+        """{parameter: its saved state entries} for the 16-bit parameters, before torch's load
+        casts them to the parameter's dtype (torch's id mapping: saved ids in group order)."""
+        if not self._half_slots:
+            return {}
+        try:
+            saved_ids = itertools.chain.from_iterable(
+                g["params"] for g in state_dict["param_groups"])
+            params = itertools.chain.from_iterable(g["params"] for g in self.param_groups)
+            id_map = dict(zip(saved_ids, params))
+            saved = state_dict["state"]
+            half = {id(s.param) for s in self._half_slots}
+            return {id_map[k]: v for k, v in saved.items()
+                    if k in id_map and id(id_map[k]) in half and isinstance(v, dict)}
+        except (KeyError, TypeError):
+            return {}  # torch's load words the malformed state dict
+
+    def _adopt_loaded(self, raw=None):
+        """Check ``self.state`` as torch's load left it (tensors of their own; for 16-bit
+        parameters the saved tensors ``raw`` instead), then copy it into the buffers and make
+        its entries our views."""
+        raw = raw or {}
         self._sync()  # the step counts are written through NumPy below
         hypers = []
         for gi, group in enumerate(self.param_groups):
@@ -965,10 +1121,14 @@ class PackedOptimizer(torch.optim.Optimizer):
                     raise ValueError(f"the loaded state of {s.name} has no 'step' (it has "
                                      f"{sorted(st)})")
                 entries["step"] = self._step_value(s, st["step"])
-            for name in self._state_names(h):
-                value = st.get(name)
+            saved = raw.get(s.param, {})
+            names = self._state_names(h)
+            if s.kind:
+                names += (MASTER,)
+            for name in names:
+                value = saved.get(name, st.get(name))
                 if value is None:
-                    if name == "momentum_buffer" and not self._uses_step:
+                    if name == MASTER or (name == "momentum_buffer" and not self._uses_step):
                         continue  # SGD before its first step: no buffer, as in torch
                     raise ValueError(f"the loaded state of {s.name} has no {name!r} (it has "
                                      f"{sorted(st)}), which its group's options need")
@@ -990,7 +1150,19 @@ class PackedOptimizer(torch.optim.Optimizer):
                         new[key] = view
                     else:
                         new[key] = value
+                if s.kind and MASTER not in entries:
+                    self._widen_master(s)  # torch's own state dict: the parameter is the truth
+                    new[MASTER] = s.views[MASTER]
                 self.state[s.param] = new
+            # The 16-bit parameters follow their masters (widened above where none was saved).
+            stateless = [s for s in self._half_slots if not self.state.get(s.param)]
+            for s in stateless:
+                self._widen_master(s)
+            for s in self._half_slots:
+                self._narrow_param(s)
+            if self._half_slots:
+                torch._C._increment_version([s.param for s in self._half_slots])
+                self._record_versions()
 
     def __setstate__(self, state):
         super().__setstate__(state)

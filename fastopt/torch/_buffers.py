@@ -26,13 +26,28 @@ PAGE_BYTES = 4096
 # 17 cache lines: the starts of up to 64 staggered buffers fall on 64 different lines of a page.
 STAGGER_BYTES = 17 * ALIGN_BYTES
 
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+# A bfloat16 buffer is a uint16 ndarray of its bits (NumPy has no bfloat16; fastopt._half takes
+# uint16 as bfloat16 bits), viewed by torch as bfloat16; a float16 buffer is np.float16 both ways.
+TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
+                np.dtype(np.uint16): torch.bfloat16, np.dtype(np.float16): torch.float16}
 NUMPY_DTYPES = {t: n for n, t in TORCH_DTYPES.items()}
 
 
+def as_numpy(tensor):
+    """The ndarray sharing a buffer tensor's memory (a bfloat16 tensor as its uint16 bits)."""
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.uint16).numpy()
+    return tensor.numpy()
+
+
+def _as_tensor(array):
+    tensor = torch.from_numpy(array)
+    return tensor.view(torch.bfloat16) if array.dtype == np.uint16 else tensor
+
+
 def allocate(numel, dtype, stagger=0):
-    """A zeroed 1-D buffer of ``numel`` items of NumPy ``dtype`` (float32 or float64), 64-byte
-    aligned, as ``(ndarray, tensor)`` sharing one memory.
+    """A zeroed 1-D buffer of ``numel`` items of NumPy ``dtype`` (a key of
+    :data:`TORCH_DTYPES`: float32, float64, float16, or uint16 for bfloat16), 64-byte aligned, as ``(ndarray, tensor)`` sharing one memory.
 
     Parameters
     ----------
@@ -49,8 +64,8 @@ def allocate(numel, dtype, stagger=0):
     """
     dtype = np.dtype(dtype)
     if ALLOCATOR == "torch":
-        array = torch.zeros(numel, dtype=TORCH_DTYPES[dtype]).numpy()  # holds the tensor
-        return array, torch.from_numpy(array)
+        array = as_numpy(torch.zeros(numel, dtype=TORCH_DTYPES[dtype]))  # holds the tensor
+        return array, _as_tensor(array)
     if ALLOCATOR != "numpy":
         raise ValueError(f"fastopt.torch._buffers.ALLOCATOR must be 'numpy' or 'torch', got "
                          f"{ALLOCATOR!r}")
@@ -59,4 +74,4 @@ def allocate(numel, dtype, stagger=0):
     target = (STAGGER_BYTES * stagger) % PAGE_BYTES
     offset = ((target - raw.ctypes.data) % PAGE_BYTES) // dtype.itemsize
     array = raw[offset:offset + numel]
-    return array, torch.from_numpy(array)
+    return array, _as_tensor(array)

@@ -10,7 +10,7 @@ import torch
 from .. import _ops
 from .. import _validation as _v
 from .._scalars import adagrad_lr, bias_correction
-from ._base import PackedOptimizer
+from ._base import MASTER, PackedOptimizer
 
 
 def _scalar(value):
@@ -87,10 +87,14 @@ class Adam(PackedOptimizer):
     def _kernel(self, buf, lo, hi, lr, h, t, first, scale):
         beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled = h
         s = buf.state_np
-        _ops.adam(buf.param_np[lo:hi], buf.grad_np[lo:hi], s["exp_avg"][lo:hi],
-                  s["exp_avg_sq"][lo:hi], s["max_exp_avg_sq"][lo:hi] if amsgrad else None,
-                  lr, beta1, beta2, eps, bias_correction(beta1, t), bias_correction(beta2, t),
-                  weight_decay, decoupled, maximize, scale)
+        states = (s["exp_avg"][lo:hi], s["exp_avg_sq"][lo:hi],
+                  s["max_exp_avg_sq"][lo:hi] if amsgrad else None)
+        scalars = (lr, beta1, beta2, eps, bias_correction(beta1, t), bias_correction(beta2, t),
+                   weight_decay, decoupled, maximize, scale)
+        if buf.kind:
+            self._half_kernel("adam", buf, lo, hi, states, scalars)
+        else:
+            _ops.adam(buf.param_np[lo:hi], buf.grad_np[lo:hi], *states, *scalars)
 
     def _group_defaults(self):
         return {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
@@ -177,9 +181,12 @@ class SGD(PackedOptimizer):
 
     def _kernel(self, buf, lo, hi, lr, h, t, first, scale):
         momentum, dampening, weight_decay, nesterov, maximize = h
-        _ops.sgd(buf.param_np[lo:hi], buf.grad_np[lo:hi],
-                 buf.state_np["momentum_buffer"][lo:hi] if momentum > 0 else None,
-                 lr, weight_decay, momentum, dampening, nesterov, first, maximize, scale)
+        states = (buf.state_np["momentum_buffer"][lo:hi] if momentum > 0 else None,)
+        scalars = (lr, weight_decay, momentum, dampening, nesterov, first, maximize, scale)
+        if buf.kind:
+            self._half_kernel("sgd", buf, lo, hi, states, scalars)
+        else:
+            _ops.sgd(buf.param_np[lo:hi], buf.grad_np[lo:hi], *states, *scalars)
 
     def _group_defaults(self):
         return {"nesterov": False, "maximize": False, "foreach": None,
@@ -237,10 +244,13 @@ class RMSprop(PackedOptimizer):
     def _kernel(self, buf, lo, hi, lr, h, t, first, scale):
         alpha, eps, weight_decay, momentum, centered, maximize = h
         s = buf.state_np
-        _ops.rmsprop(buf.param_np[lo:hi], buf.grad_np[lo:hi], s["square_avg"][lo:hi],
-                     s["grad_avg"][lo:hi] if centered else None,
-                     s["momentum_buffer"][lo:hi] if momentum > 0 else None,
-                     lr, alpha, eps, weight_decay, momentum, maximize, scale)
+        states = (s["square_avg"][lo:hi], s["grad_avg"][lo:hi] if centered else None,
+                  s["momentum_buffer"][lo:hi] if momentum > 0 else None)
+        scalars = (lr, alpha, eps, weight_decay, momentum, maximize, scale)
+        if buf.kind:
+            self._half_kernel("rmsprop", buf, lo, hi, states, scalars)
+        else:
+            _ops.rmsprop(buf.param_np[lo:hi], buf.grad_np[lo:hi], *states, *scalars)
 
     def _group_defaults(self):
         return {"momentum": 0, "centered": False, "foreach": None, "maximize": False,
@@ -299,11 +309,17 @@ class Adagrad(PackedOptimizer):
                 self._state_view(s, "sum").fill_(h[2])
                 self._steps_np[s.k] = 0.0
                 self.state[s.param] = {"step": s.step, "sum": s.views["sum"]}
+                if s.kind:
+                    self.state[s.param][MASTER] = s.views[MASTER]
 
     def _kernel(self, buf, lo, hi, lr, h, t, first, scale):
         lr_decay, weight_decay, initial, eps, maximize = h
-        _ops.adagrad(buf.param_np[lo:hi], buf.grad_np[lo:hi], buf.state_np["sum"][lo:hi],
-                     adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize, scale)
+        states = (buf.state_np["sum"][lo:hi],)
+        scalars = (adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize, scale)
+        if buf.kind:
+            self._half_kernel("adagrad", buf, lo, hi, states, scalars)
+        else:
+            _ops.adagrad(buf.param_np[lo:hi], buf.grad_np[lo:hi], *states, *scalars)
 
     def _group_defaults(self):
         return {"foreach": None, "maximize": False, "differentiable": False, "fused": None}
