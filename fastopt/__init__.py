@@ -8,6 +8,8 @@ Array level (in place, float32/float64, C-contiguous, any shape):
 Optimizer objects owning state and step count: ``SGD``, ``Momentum``, ``RMSProp``, ``Adam``,
 ``AdamW``, ``Adagrad`` (torch.optim's options in the course's arithmetic, ``max_grad_norm``);
 ``pack``/``pack_like`` put many arrays in one buffer so that a step is one kernel call.
+16-bit parameters (float16, bfloat16) step through float32 masters: ``master_dtype=np.float32``;
+loss scaling: ``step(grads, grad_scale=S, found_inf=...)``.
 Build and runtime configuration (SIMD path, threads, flags): ``show_config()``.
 
 Exponentially weighted averages: ``ewa`` (an array at once) and ``EWA`` (streaming).

@@ -30,7 +30,7 @@ import inspect
 import linecache
 import types
 
-from . import _clip, _experiment, _lab, _minibatch, _optim
+from . import _clip, _experiment, _half, _lab, _minibatch, _optim
 from . import _validation as _v
 from ._scalars import adagrad_lr, bias_correction
 from ._smoothing import EWA
@@ -41,7 +41,7 @@ __all__ = ["bind", "API", "LAB"]
 
 # --- the array-level functions ----------------------------------------------------------------
 
-def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False):
+def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False, master=None):
     """Gradient descent step, in place.
 
     .. math:: p \\leftarrow p - \\eta\\, g
@@ -58,7 +58,8 @@ def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False):
     Parameters
     ----------
     param : ndarray
-        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+        Parameters, float32 or float64 (16-bit with ``master``), C-contiguous, any shape;
+        updated in place.
     grad : ndarray
         Gradient of the loss with respect to ``param``; same dtype and shape; only read (a
         read-only array is fine).
@@ -68,6 +69,14 @@ def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False):
         L2 penalty, finite and >= 0.
     maximize : bool, default False
         Ascend instead of descend (the gradient array itself is not written).
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -87,12 +96,14 @@ def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False):
     >>> p
     array([0.95, 2.05])
     """
-    lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize)
+    lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize,
+                                             master)
+    ops = ops if master is None else _half.MasterOps(ops, master)
     ops.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
 
 
 def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
-                    weight_decay=0.0, maximize=False):
+                    weight_decay=0.0, maximize=False, master=None):
     """Momentum step (exponentially weighted average of gradients), in place.
 
     .. math::
@@ -113,11 +124,13 @@ def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
     Parameters
     ----------
     param : ndarray
-        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+        Parameters, float32 or float64 (16-bit with ``master``), C-contiguous, any shape;
+        updated in place.
     grad : ndarray
         Gradient, same dtype and shape as ``param``; only read.
     velocity : ndarray
-        The average :math:`v`, same dtype and shape; updated in place. Start from zeros.
+        The velocity (the average of the gradients), same dtype and shape; updated in place.
+        Start from zeros.
     lr : float
         Learning rate, finite and >= 0.
     beta : float, default 0.9
@@ -126,6 +139,14 @@ def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0: ``g + weight_decay*p``.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -141,12 +162,14 @@ def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
     (array([0.2, 0.2, 0.2]), array([0.9, 0.9, 0.9]))
     """
     lr, beta, nesterov, weight_decay, maximize = _v.momentum_args(
-        param, grad, velocity, lr, beta, nesterov, weight_decay, maximize)
+        param, grad, velocity, lr, beta, nesterov, weight_decay, maximize, master)
+    ops = ops if master is None else _half.MasterOps(ops, master)
     ops.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
 
 
 def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
-                   momentum_buffer=None, momentum=0.0, weight_decay=0.0, maximize=False):
+                   momentum_buffer=None, momentum=0.0, weight_decay=0.0, maximize=False,
+                   master=None):
     """RMSProp step, in place (Tieleman & Hinton 2012, lecture 6.5).
 
     .. math::
@@ -169,7 +192,8 @@ def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=No
     Parameters
     ----------
     param : ndarray
-        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+        Parameters, float32 or float64 (16-bit with ``master``), C-contiguous, any shape;
+        updated in place.
     grad : ndarray
         Gradient, same dtype and shape as ``param``; only read.
     sq_avg : ndarray
@@ -190,6 +214,14 @@ def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=No
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -206,13 +238,14 @@ def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=No
     """
     lr, beta, eps, momentum, weight_decay, maximize = _v.rmsprop_args(
         param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum, weight_decay,
-        maximize)
+        maximize, master)
+    ops = ops if master is None else _half.MasterOps(ops, master)
     ops.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
-                 momentum, maximize, 1.0)
+                momentum, maximize, 1.0)
 
 
 def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0, decoupled=False, v_max=None, maximize=False):
+                weight_decay=0.0, decoupled=False, v_max=None, maximize=False, master=None):
     """Adam step with bias correction, in place (Kingma & Ba 2015, Algorithm 1).
 
     .. math::
@@ -248,7 +281,8 @@ def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     Parameters
     ----------
     param : ndarray
-        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+        Parameters, float32 or float64 (16-bit with ``master``), C-contiguous, any shape;
+        updated in place.
     grad : ndarray
         Gradient, same dtype and shape as ``param``; only read.
     m, v : ndarray
@@ -269,6 +303,14 @@ def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     v_max : ndarray, optional
         AMSGrad's running maximum of ``v``, like ``m``; updated in place. Start from zeros.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -289,18 +331,20 @@ def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     # returns False with nothing written and takes the path below, whose checks raise every
     # error. The reference has no such path (its ``dispatch`` is None).
     dispatch = ops.dispatch
-    if dispatch is not None and dispatch.kernels.adam_checked(
+    if master is None and dispatch is not None and dispatch.kernels.adam_checked(
             param, grad, m, v, v_max, t, lr, beta1, beta2, eps, weight_decay, decoupled,
             maximize):
         return
     t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
-        param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize)
+        param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize,
+        master)
+    ops = ops if master is None else _half.MasterOps(ops, master)
     ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
-              bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+             bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
 
 
 def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
-                   weight_decay=0.0, maximize=False):
+                   weight_decay=0.0, maximize=False, master=None):
     """Adagrad step, in place (Duchi, Hazan & Singer 2011; torch.optim's options).
 
     .. math::
@@ -320,7 +364,8 @@ def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
     Parameters
     ----------
     param : ndarray
-        Parameters, float32 or float64, C-contiguous, any shape; updated in place.
+        Parameters, float32 or float64 (16-bit with ``master``), C-contiguous, any shape;
+        updated in place.
     grad : ndarray
         Gradient, same dtype and shape; only read.
     sum_sq : ndarray
@@ -337,6 +382,14 @@ def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
     weight_decay : float, default 0.0
         L2 penalty, finite and >= 0.
     maximize : bool, default False
+    master : ndarray, optional
+        Required for a 16-bit ``param`` (``np.float16``, ``ml_dtypes.bfloat16``, or ``uint16``
+        bfloat16 bits): its float32 master copy, same shape, C-contiguous, made once
+        (``param.astype(np.float32)``; for ``uint16`` bits
+        ``(param.astype(np.uint32) << 16).view(np.float32)``) and kept between steps. The
+        update then steps ``master`` and the state arrays, which are float32, with ``grad`` in
+        ``param``'s format (widened exactly), and writes ``param`` as ``master`` rounded to
+        nearest even (docs/contract.md §14).
 
     Returns
     -------
@@ -352,9 +405,10 @@ def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
     (array([0.9, 1.1]), array([4., 4.]))
     """
     t, lr, lr_decay, eps, weight_decay, maximize = _v.adagrad_args(
-        param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize)
+        param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize, master)
+    ops = ops if master is None else _half.MasterOps(ops, master)
     ops.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize,
-                 1.0)
+                1.0)
 
 
 def ewa(ops, x, beta=0.9, bias_correction=False, out=None):

@@ -114,3 +114,27 @@ def finite(half_bits, kind):
     h = np.asarray(half_bits, dtype=_U16)
     mask = 0x7F80 if kind == BF16 else 0x7C00
     return (h & mask) != mask
+
+
+
+class MasterOps:
+    """An implementation's ``ops`` (``fastopt._ops`` or ``fastopt.reference._ops``) seen
+    through the float32 ``master`` of a 16-bit parameter, for the array-level updates:
+    ``MasterOps(ops, master).adam(param16, grad16, m, v, v_max, *scalars)`` takes the float32
+    update's arguments and calls the kernel-table entry ``(rule, kind)`` with every array 1-D,
+    the master in the parameter's place, the gradient and the parameter as their ``uint16``
+    bits (the parameter last, receiving the master rounded). The caller validated everything
+    (``fastopt._validation.check_master_update``)."""
+
+    def __init__(self, ops, master):
+        self._table, self._master = ops.kernel_table(), master
+
+    def __getattr__(self, rule):
+        table, master = self._table, self._master
+
+        def update(param, grad, *rest):
+            table[rule, kind_of(param.dtype)](
+                master.reshape(-1), bits(grad).reshape(-1),
+                *[a.reshape(-1) if isinstance(a, np.ndarray) else a for a in rest],
+                bits(param).reshape(-1))
+        return update
