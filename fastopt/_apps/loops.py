@@ -43,7 +43,9 @@ def add_phases(phases, t0, t1, t2, t3):
 
 
 class Progress:
-    """Progress on stderr: a rewritten line on a terminal, a line per epoch otherwise."""
+    """Progress on stderr, for ``python -m fastopt train`` (:meth:`batch`, :meth:`clear`) and
+    ``python -m fastopt``'s demo (:meth:`epoch`, :meth:`done`): a rewritten line on a terminal,
+    otherwise a line per epoch (train) or per 1000 epochs (the demo)."""
 
     def __init__(self, stream=None, enabled=True):
         self.stream = stream if stream is not None else sys.stderr
@@ -51,6 +53,7 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def batch(self, label, epoch, epochs, k, n):
+        """Batch ``k`` of ``n`` of epoch ``epoch`` of ``epochs`` (all counted from 1)."""
         if not self.enabled:
             return
         if self.tty:
@@ -62,9 +65,29 @@ class Progress:
             self.stream.flush()
 
     def clear(self):
+        """Blank the rewritten line (a terminal only)."""
         if self.tty:
             self.stream.write("\r" + " " * 60 + "\r")
             self.stream.flush()
+
+    def epoch(self, label, epoch, num_epochs):
+        """Epoch ``epoch`` (counted from 0) of ``num_epochs``, for runs of thousands of tiny
+        epochs (the demo's)."""
+        if not self.enabled:
+            return
+        if self.tty and (epoch % 100 == 0 or epoch == num_epochs - 1):
+            self.stream.write(f"\r{label}: epoch {epoch + 1}/{num_epochs}   ")
+            self.stream.flush()
+        elif not self.tty and epoch % 1000 == 0:
+            self.stream.write(f"{label}: epoch {epoch}/{num_epochs}\n")
+
+    def done(self, label, seconds):
+        """A run finished after ``seconds``."""
+        if not self.enabled:
+            return
+        self.stream.write(f"{chr(13) if self.tty else ''}{label}: done in {seconds:.2f} s"
+                          f"{' ' * 10 if self.tty else ''}\n")
+        self.stream.flush()
 
 
 class Run:
@@ -98,9 +121,50 @@ class Run:
 
 class _Loop:
     """A training loop: :meth:`epoch` trains one epoch and returns its figures; :meth:`run`
-    trains several, evaluates and prints a line after each."""
+    trains several, evaluates and prints a line after each.
+
+    The epoch, its clock readings and its bookkeeping are written once, in :meth:`epoch`; an
+    implementation gives what varies: :meth:`batches` (the epoch's batches),
+    :meth:`forward_backward` (one batch's loss and gradients), :meth:`step` (the optimizer
+    step), :meth:`parameters`, and :meth:`figures` when its epoch's figures are not its own
+    batches' (the data-parallel loop's are every rank's).
+    """
 
     name = None
+    m = None        # training examples
+    n_batches = None  # batches per epoch
+
+    def batches(self):
+        """An iterator over the epoch's batches. Work it does before yielding a batch (a
+        shuffle, the epoch's gather) is timed as that batch's phase "batches"."""
+        raise NotImplementedError
+
+    def forward_backward(self, batch):
+        """Forward and backward pass of one batch: the gradients go where :meth:`step` reads
+        them.
+
+        Returns
+        -------
+        loss_sum, correct, size
+            The loss summed over the batch and the count of examples classified right (each
+            a number, or a 0-d tensor converted after the step), and the batch's examples.
+        """
+        raise NotImplementedError
+
+    def step(self):
+        """The optimizer step on the gradients of the last :meth:`forward_backward`."""
+        raise NotImplementedError
+
+    def parameters(self):
+        """The current parameters as a dict ``W1, b1, ...`` of NumPy arrays (not copies)."""
+        raise NotImplementedError
+
+    def figures(self, sums, sizes, loss_total, correct, seconds, phases):
+        """The dict :meth:`epoch` returns, from the epoch's per-batch loss sums and sizes, the
+        loss total (added batch by batch in a Python float), the correct count, the seconds and
+        the phases."""
+        return dict(loss=loss_total / self.m, train_acc=correct / self.m, seconds=seconds,
+                    phases=phases, losses=sums / sizes)
 
     def epoch(self, progress=None, epoch=1, n_epochs=1):
         """Train one epoch.
@@ -111,11 +175,28 @@ class _Loop:
             ``loss`` (mean over the examples), ``train_acc`` (running), ``seconds`` (the whole
             epoch), ``phases`` (seconds per phase) and ``losses`` (each batch's mean loss).
         """
-        raise NotImplementedError
-
-    def parameters(self):
-        """The current parameters as a dict ``W1, b1, ...`` of NumPy arrays (not copies)."""
-        raise NotImplementedError
+        clock, n = time.perf_counter, self.n_batches
+        phases = dict.fromkeys(PHASES, 0.0)
+        sums, sizes = np.empty(n), np.empty(n)
+        loss_total, correct = 0.0, 0
+        start = clock()
+        batches = self.batches()
+        for k in range(n):
+            t0 = clock()
+            batch = next(batches)
+            t1 = clock()
+            loss_sum, right, size = self.forward_backward(batch)
+            t2 = clock()
+            self.step()
+            t3 = clock()
+            add_phases(phases, t0, t1, t2, t3)
+            loss_sum = float(loss_sum)
+            loss_total += loss_sum
+            correct += int(right)
+            sums[k], sizes[k] = loss_sum, size
+            if progress is not None:
+                progress.batch(self.name, epoch, n_epochs, k + 1, n)
+        return self.figures(sums, sizes, loss_total, correct, clock() - start, phases)
 
     def run(self, n_epochs, out, progress):
         """Train ``n_epochs`` epochs; print one line per epoch to ``out``; return a :class:`Run`."""
@@ -137,8 +218,17 @@ class _Loop:
         return run
 
 
+def train_batches(X, y, batch_size, seed, rank=0, world=1):
+    """The batches of ``train``: a :class:`fastopt.MiniBatches` over ``X`` (one example per
+    column) and ``y``, its permutations from :func:`batch_rng` of ``seed``; with ``rank`` and
+    ``world``, part ``rank`` of each of those batches (``--distributed``; at ``world`` 1 the
+    batches themselves)."""
+    return fastopt.MiniBatches(X, y, batch_size=batch_size, seed=batch_rng(seed), axis=1,
+                               rank=rank, world=world)
+
+
 class FastoptLoop(_Loop):
-    """Packed parameters, one fastopt step per batch, batches from :class:`MiniBatches`.
+    """Packed parameters, one fastopt step per batch, batches from :func:`train_batches`.
 
     Parameters
     ----------
@@ -147,47 +237,39 @@ class FastoptLoop(_Loop):
     data : tuple
         ``(X, y, X_test, y_test)`` as from :mod:`fastopt._apps.datasets`.
     cls : type
-        The fastopt optimizer class, built as ``cls(params, lr=lr)``.
+        The fastopt optimizer class, built by :meth:`make_optimizer` (``cls(params, lr=lr)``).
     lr : float
     batch_size, seed : int
     """
 
     name = "fastopt"
+    rank, world = 0, 1  # the part of every batch this loop trains on (train_distributed's)
 
     def __init__(self, params0, data, cls, lr, batch_size, seed):
         X, y, X_test, y_test = data
         self.m, self.test = X.shape[1], (X_test, y_test)
         self.net = _mlp.Network(params0)
-        self.opt = cls(self.net.params, lr=lr)
-        self.loader = fastopt.MiniBatches(X, y, batch_size=batch_size, seed=batch_rng(seed),
-                                          axis=1)
+        self.opt = self.make_optimizer(cls, self.net.params, lr)
+        self.loader = train_batches(X, y, batch_size, seed, self.rank, self.world)
+        self.n_batches = len(self.loader)
+
+    def make_optimizer(self, cls, params, lr):
+        """The optimizer over the packed ``params``."""
+        return cls(params, lr=lr)
 
     def parameters(self):
         return self.net.params
 
-    def epoch(self, progress=None, epoch=1, n_epochs=1):
-        net, opt, n, clock = self.net, self.opt, len(self.loader), time.perf_counter
-        phases = dict.fromkeys(PHASES, 0.0)
-        losses = np.empty(n)
-        loss_total, correct = 0.0, 0
-        start = clock()
-        batches = iter(self.loader)  # the epoch's gather runs in the first next()
-        for k in range(n):
-            t0 = clock()
-            xb, yb = next(batches)
-            t1 = clock()
-            loss_sum, right = net.forward_backward(xb, yb)
-            t2 = clock()
-            opt.step(net.grads)
-            t3 = clock()
-            add_phases(phases, t0, t1, t2, t3)
-            loss_total += loss_sum
-            correct += right
-            losses[k] = loss_sum / xb.shape[1]
-            if progress is not None:
-                progress.batch(self.name, epoch, n_epochs, k + 1, n)
-        return dict(loss=loss_total / self.m, train_acc=correct / self.m,
-                    seconds=clock() - start, phases=phases, losses=losses)
+    def batches(self):
+        return iter(self.loader)  # the epoch's gather runs in the first next()
+
+    def forward_backward(self, batch):
+        xb, yb = batch
+        loss_sum, right = self.net.forward_backward(xb, yb)
+        return loss_sum, right, xb.shape[1]
+
+    def step(self):
+        self.opt.step(self.net.grads)
 
 
 class CourseLoop(_Loop):
@@ -209,49 +291,38 @@ class CourseLoop(_Loop):
     def __init__(self, params0, data, cls, hyperparameters, batch_size, seed):
         X, y, X_test, y_test = data
         self.X, self.test, self.batch_size = X, (X_test, y_test), batch_size
+        self.m = X.shape[1]
+        self.n_batches = math.ceil(self.m / batch_size)  # random_mini_batches' count
         self.Y = _course.one_hot(y, params0[f"W{len(params0) // 2}"].shape[0])
         self.params = {k: v.copy() for k, v in params0.items()}
         self.updater = _course.CourseUpdater(cls, hyperparameters, self.params)
         self.description = self.updater.description
         self.rng = batch_rng(seed)
+        self.grads = None
 
     def parameters(self):
         return self.params
 
-    def epoch(self, progress=None, epoch=1, n_epochs=1):
-        parameters, clock, m = self.params, time.perf_counter, self.X.shape[1]
-        phases = dict.fromkeys(PHASES, 0.0)
-        loss_total, correct = 0.0, 0
-        start = clock()
+    def batches(self):
         minibatches = _course.random_mini_batches(self.X, self.Y, self.batch_size, self.rng)
         # The course slices one shuffled copy: each X batch is a strided view (rows m apart).
         # BLAS may round a product of a strided operand differently from the same values laid
         # out contiguously (on AVX-512 OpenBLAS, 179 of 320 values of dW1 differed by up to
         # 2.2e-8), so the comparison hands BLAS the layout fastopt's MiniBatches hands it: a
         # C-contiguous (n_x, bk) array per batch (docs/contract.md §1). The copies are counted
-        # in this loop's batch time.
-        minibatches = [(np.ascontiguousarray(bx), by) for bx, by in minibatches]
-        phases["batches"] = clock() - start
-        losses = np.empty(len(minibatches))
-        for k, (minibatch_X, minibatch_Y) in enumerate(minibatches):
-            t1 = clock()
-            AL, caches = _course.forward_propagation(minibatch_X, parameters)
-            cost = _course.compute_cost(AL, minibatch_Y)
-            right = int(np.count_nonzero(np.argmax(AL, axis=0)
-                                         == np.argmax(minibatch_Y, axis=0)))
-            grads = _course.backward_propagation(AL, minibatch_Y, caches)
-            t2 = clock()
-            self.updater.step(parameters, grads)
-            t3 = clock()
-            phases["forward+backward"] += t2 - t1
-            phases["optimizer step"] += t3 - t2
-            loss_total += cost
-            correct += right
-            losses[k] = cost / minibatch_X.shape[1]
-            if progress is not None:
-                progress.batch(self.name, epoch, n_epochs, k + 1, len(minibatches))
-        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
-                    phases=phases, losses=losses)
+        # in this loop's batch time (all of them in the first batch's, as fastopt's gather).
+        yield from [(np.ascontiguousarray(bx), by) for bx, by in minibatches]
+
+    def forward_backward(self, batch):
+        minibatch_X, minibatch_Y = batch
+        AL, caches = _course.forward_propagation(minibatch_X, self.params)
+        cost = _course.compute_cost(AL, minibatch_Y)
+        right = int(np.count_nonzero(np.argmax(AL, axis=0) == np.argmax(minibatch_Y, axis=0)))
+        self.grads = _course.backward_propagation(AL, minibatch_Y, caches)
+        return cost, right, minibatch_X.shape[1]
+
+    def step(self):
+        self.updater.step(self.params, self.grads)
 
 
 # fastopt class name -> (torch.optim class, its keyword arguments from our hyperparameters,
@@ -299,6 +370,7 @@ class TorchLoop(_Loop):
         self.torch = torch
         X, y, X_test, y_test = data
         self.test, self.batch_size, self.m = (X_test, y_test), batch_size, X.shape[1]
+        self.n_batches = math.ceil(self.m / batch_size)
         L = len(params0) // 2
         modules = []
         for l in range(1, L + 1):
@@ -328,37 +400,24 @@ class TorchLoop(_Loop):
             params[f"b{l}"] = layer.bias.detach().numpy()[:, None]
         return params
 
-    def epoch(self, progress=None, epoch=1, n_epochs=1):
-        clock, bs, m = time.perf_counter, self.batch_size, self.m
-        n = math.ceil(m / bs)
-        phases = dict.fromkeys(PHASES, 0.0)
-        losses = np.empty(n)
-        loss_total, correct = 0.0, 0
-        start = clock()
+    def batches(self):
+        bs, m = self.batch_size, self.m
         perm = self.torch.from_numpy(self.rng.permutation(m))
-        for k in range(n):
-            t0 = clock()
+        for k in range(self.n_batches):
             idx = perm[k * bs:(k + 1) * bs]
-            xb, yb = self.X_rows[idx], self.y[idx]
-            t1 = clock()
-            self.opt.zero_grad(set_to_none=False)
-            logits = self.model(xb)
-            loss_sum = self.loss_fn(logits, yb)
-            (loss_sum / xb.shape[0]).backward()
-            t2 = clock()
-            self.opt.step()
-            t3 = clock()
-            phases["batches"] += t1 - t0
-            phases["forward+backward"] += t2 - t1
-            phases["optimizer step"] += t3 - t2
-            value = loss_sum.item()
-            loss_total += value
-            correct += int((logits.argmax(dim=1) == yb).sum())
-            losses[k] = value / xb.shape[0]
-            if progress is not None:
-                progress.batch(self.name, epoch, n_epochs, k + 1, n)
-        return dict(loss=loss_total / m, train_acc=correct / m, seconds=clock() - start,
-                    phases=phases, losses=losses)
+            yield self.X_rows[idx], self.y[idx]
+
+    def forward_backward(self, batch):
+        xb, yb = batch
+        self.opt.zero_grad(set_to_none=False)
+        logits = self.model(xb)
+        loss_sum = self.loss_fn(logits, yb)
+        (loss_sum / xb.shape[0]).backward()
+        # Tensors: the skeleton reads them (.item()) after the step, as a float and an int.
+        return loss_sum.detach(), (logits.argmax(dim=1) == yb).sum(), xb.shape[0]
+
+    def step(self):
+        self.opt.step()
 
 
 class FastoptTorchLoop(TorchLoop):
