@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import fastopt
+from fastopt import _half
 
 from . import course as _course, mlp as _mlp
 
@@ -325,6 +326,114 @@ class CourseLoop(_Loop):
         self.updater.step(self.params, self.grads)
 
 
+# -- 16-bit weights (--dtype bfloat16 / float16, issue 24) -------------------------------------
+
+
+def half_dtype(kind):
+    """The NumPy dtype of ``kind``'s arrays: ``np.float16``; for bfloat16,
+    ``ml_dtypes.bfloat16`` when ml_dtypes is installed, else ``uint16`` holding the bits (both
+    are what fastopt's optimizers take, docs/contract.md §14)."""
+    if kind == _half.F16:
+        return np.dtype(np.float16)
+    try:
+        import ml_dtypes
+    except ImportError:
+        return np.dtype(np.uint16)
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def rounded(params, kind):
+    """``params`` (float32) rounded to ``kind`` and widened back: float32 values that the
+    16-bit format holds exactly, so that the float32 run and the 16-bit runs of ``--dtype``
+    start from the same weights."""
+    return {k: _half.widen(_half.narrow(v, kind), kind).reshape(v.shape)
+            for k, v in params.items()}
+
+
+class _HalfLoop(FastoptLoop):
+    """:class:`FastoptLoop` with weights stored in 16 bits (``kind``: "bfloat16" or
+    "float16"): the forward and backward passes are float32 on the weights widened exactly
+    (the float32 :class:`fastopt._apps.mlp.Network`), and the float32 gradients are rounded to
+    16 bits (:func:`fastopt._half.narrow`, nearest even) in :attr:`grads16`; both conversions
+    count in the forward+backward phase. What the 16-bit gradients step is the subclass's."""
+
+    def __init__(self, params0, data, cls, lr, batch_size, seed, kind):
+        self.kind, dtype = kind, half_dtype(kind)
+        self.params16 = {k: _half.narrow(v, kind).view(dtype) for k, v in params0.items()}
+        self.grads16 = {k: np.zeros_like(v) for k, v in self.params16.items()}
+        super().__init__(params0, data, cls, lr, batch_size, seed)
+
+    def widen_params(self):
+        """Write the 16-bit weights, widened (exact), into the float32 network."""
+        for k, v in self.params16.items():
+            np.copyto(self.net.params[k], _half.widen(_half.bits(v), self.kind).reshape(v.shape))
+
+    def parameters(self):
+        self.widen_params()
+        return self.net.params
+
+    def forward_backward(self, batch):
+        self.widen_params()
+        result = super().forward_backward(batch)
+        for k, g in self.grads16.items():
+            _half.narrow(self.net.grads[k], self.kind, out=_half.bits(g))
+        return result
+
+
+class MasterLoop(_HalfLoop):
+    """16-bit weights stepped by fastopt with float32 master weights and float32 state:
+    ``cls(params16, lr=lr, master_dtype=np.float32)`` steps the 16-bit gradients and rewrites
+    the 16-bit weights as its masters rounded (docs/contract.md §14)."""
+
+    name = "master"
+
+    def make_optimizer(self, cls, params, lr):
+        return cls(self.params16, lr=lr, master_dtype=np.float32)
+
+    def step(self):
+        self.opt.step(self.grads16)
+
+
+class PureLoop(_HalfLoop):
+    """"Pure" 16-bit training, no master: weights **and** optimizer state stored in 16 bits.
+    Each step widens the weights, the state and the 16-bit gradients to float32 (exact), runs
+    ``cls``'s float32 step on them (fastopt's float32 kernels, which write the reference's bits)
+    and rounds the weights and the state back to 16 bits (nearest even). An update smaller
+    than half the spacing of the 16-bit numbers around a weight is lost.
+
+    This is what torch's fused CPU Adam does for bfloat16 parameters: it loads the bf16
+    parameter, gradient and state, computes the step in float32 and stores bf16. Checked
+    against ``torch.optim.Adam(fused=True)`` (torch 2.13) on bfloat16 tensors, 784 x 256
+    weights and 10 steps of lr 1e-4 (tests/apps/test_train.py): the weights agree except for
+    a few values one bfloat16 ulp apart (torch's float32 expression is its own), no bit claim.
+    """
+
+    name = "pure"
+
+    def make_optimizer(self, cls, params, lr):
+        opt = cls(params, lr=lr)  # over the float32 network: the widened copies
+        self.state16 = {s: {k: np.zeros(v.shape, np.uint16) for k, v in opt.state(s).items()}
+                        for s in opt.state_names}
+        for s, arrays in self.state16.items():  # a state that does not start at 0 (Adagrad's)
+            for k, v in opt.state(s).items():
+                _half.narrow(v, self.kind, out=arrays[k])
+        return opt
+
+    def step(self):
+        kind, opt, net = self.kind, self.opt, self.net
+        for k, g in self.grads16.items():  # net.params already hold the widened weights
+            np.copyto(net.grads[k], _half.widen(_half.bits(g), kind).reshape(g.shape))
+        for s, arrays in self.state16.items():
+            for k, v in opt.state(s).items():
+                np.copyto(v, _half.widen(arrays[k], kind).reshape(v.shape))
+        opt.step(net.grads)
+        for k, p in self.params16.items():
+            _half.narrow(net.params[k], kind, out=_half.bits(p))
+        for s, arrays in self.state16.items():
+            for k, v in opt.state(s).items():
+                _half.narrow(v, kind, out=arrays[k])
+
+
 # fastopt class name -> (torch.optim class, its keyword arguments from our hyperparameters,
 # its fastest implementation). SGD with momentum = dampening = beta is the course's momentum
 # after the first step (torch starts the buffer at g, the course at (1 - beta) g).
@@ -375,7 +484,8 @@ class TorchLoop(_Loop):
         modules = []
         for l in range(1, L + 1):
             W = params0[f"W{l}"]
-            layer = torch.nn.Linear(W.shape[1], W.shape[0])
+            layer = torch.nn.Linear(W.shape[1], W.shape[0],
+                                    dtype=torch.from_numpy(W).dtype)  # --dtype float64 too
             with torch.no_grad():
                 layer.weight.copy_(torch.from_numpy(W))
                 layer.bias.copy_(torch.from_numpy(params0[f"b{l}"][:, 0]))
@@ -441,7 +551,7 @@ def differing(a, b):
         if x.dtype != y.dtype or x.shape != y.shape:
             bad.append(f"{k} (dtype/shape)")
         elif x.tobytes() != y.tobytes():
-            n = int(np.count_nonzero(x.view(np.uint32) != y.view(np.uint32)))
+            n = int(np.count_nonzero(x.view(f"u{x.itemsize}") != y.view(f"u{y.itemsize}")))
             bad.append(f"{k} ({n} of {x.size} values)")
     return bad
 
@@ -511,33 +621,45 @@ def print_comparison(fast, others, descriptions, out):
         else:
             same_losses = fast.batch_losses.tobytes() == run.batch_losses.tobytes()
             print(f"final parameters: bit-identical to the {run.name} loop ({n_values:,} "
-                  f"float32 values in {len(fast.params)} arrays; every batch's loss "
+                  f"{fast.params['W1'].dtype} values in {len(fast.params)} arrays; every "
+                  f"batch's loss "
                   f"{'identical too' if same_losses else 'differs'}).", file=out)
     return ok
 
 
-def plot(run, directory, plt, title):
+def plot(run, directory, plt, title, labels=None):
     """Write ``train.png``: per-batch loss (raw and :func:`fastopt.ewa`-smoothed) and the
-    accuracy per epoch. Returns the path."""
+    accuracy per epoch. Returns the path.
+
+    ``run`` is a :class:`Run`, or a list of them (``--dtype bfloat16``'s three): then each
+    gets its smoothed loss curve over its faint raw one and its test accuracy, in a colour of
+    its own, labelled by ``labels[run.name]`` (default: the name)."""
     os.makedirs(directory, exist_ok=True)
-    n_epochs = len(run.epochs)
-    losses = run.batch_losses
-    x = np.arange(1, losses.shape[0] + 1) / (losses.shape[0] / n_epochs)
+    runs = run if isinstance(run, (list, tuple)) else [run]
+    labels = labels or {}
+    many = len(runs) > 1
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(x, losses, color="0.75", lw=0.5, label="loss of each batch")
-    ax1.plot(x, fastopt.ewa(losses, beta=0.98, bias_correction=True), color="C0", lw=1.5,
-             label="fastopt.ewa, beta 0.98, bias-corrected")
+    for i, r in enumerate(runs):
+        n_epochs, losses = len(r.epochs), r.batch_losses
+        x = np.arange(1, losses.shape[0] + 1) / (losses.shape[0] / n_epochs)
+        color, label = f"C{i}", labels.get(r.name, r.name)
+        ax1.plot(x, losses, color=color if many else "0.75", lw=0.5,
+                 alpha=0.25 if many else 1.0, label=None if many else "loss of each batch")
+        ax1.plot(x, fastopt.ewa(losses, beta=0.98, bias_correction=True), color=color, lw=1.5,
+                 label=label if many else "fastopt.ewa, beta 0.98, bias-corrected")
+        epochs = np.arange(1, n_epochs + 1)
+        if not many:
+            ax2.plot(epochs, [e["train_acc"] for e in r.epochs], "o-", label="train (running)")
+        ax2.plot(epochs, [e["test_acc"] for e in r.epochs], "s-", color=f"C{i + (not many)}",
+                 label=label if many else "test")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy (mean over the batch)")
-    ax1.set_title("training loss")
+    ax1.set_title("training loss" + (" (fastopt.ewa, beta 0.98; raw faint)" if many else ""))
     ax1.legend(fontsize=8)
-    epochs = np.arange(1, n_epochs + 1)
-    ax2.plot(epochs, [e["train_acc"] for e in run.epochs], "o-", label="train (running)")
-    ax2.plot(epochs, [e["test_acc"] for e in run.epochs], "s-", label="test")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
-    ax2.set_title("accuracy after each epoch")
-    ax2.set_xticks(epochs)
+    ax2.set_title("test accuracy after each epoch" if many else "accuracy after each epoch")
+    ax2.set_xticks(np.arange(1, len(runs[0].epochs) + 1))
     ax2.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

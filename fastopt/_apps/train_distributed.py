@@ -235,6 +235,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
               f"Please report this.", file=out)
         return 1
     n_values = sum(a.size for a in run.params.values())
-    print(f"--check: final parameters bit-identical to {what}: {n_values:,} float32 values in "
+    print(f"--check: final parameters bit-identical to {what}: {n_values:,} "
+          f"{run.params['W1'].dtype} values in "
           f"{len(run.params)} arrays ({check_seconds:.2f} s in one process).", file=out)
     return 0
