@@ -98,18 +98,18 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, nesterov=False, weight_
 
     .. math::
 
-        v &\\leftarrow \\beta v + (1 - \\beta)\\, g \\\\
-        p &\\leftarrow p - \\eta\\, v
+        \\mathrm{velocity} &\\leftarrow \\beta\\, \\mathrm{velocity} + (1 - \\beta)\\, g \\\\
+        p &\\leftarrow p - \\eta\\, \\mathrm{velocity}
 
     Per element, in this order, with the parentheses of docs/contract.md §2 (the kernels
     evaluate exactly this expression tree, and another order gives other bits)::
 
-        v = beta*v + (1-beta)*g
-        p = p - lr*v                      # the new v
+        velocity = beta*velocity + (1-beta)*g
+        p = p - lr*velocity               # the new velocity
 
     This is the form of the Deep Learning Specialization, not PyTorch's ``v = mu*v + g`` (that
     one is :class:`SGD`'s ``momentum=``). With ``nesterov`` the step looks ahead:
-    ``p = p - lr*(beta*v + (1-beta)*g)`` with the new ``v`` (docs/contract.md §7).
+    ``p = p - lr*(beta*velocity + (1-beta)*g)`` with the new ``velocity`` (docs/contract.md §7).
 
     Parameters
     ----------
@@ -152,20 +152,20 @@ def rmsprop_update(param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
 
     .. math::
 
-        s &\\leftarrow \\beta s + (1 - \\beta)\\, g^2 \\\\
-        p &\\leftarrow p - \\frac{\\eta\\, g}{\\sqrt{s} + \\epsilon}
+        \\mathrm{sq\\_avg} &\\leftarrow \\beta\\, \\mathrm{sq\\_avg} + (1 - \\beta)\\, g^2 \\\\
+        p &\\leftarrow p - \\frac{\\eta\\, g}{\\sqrt{\\mathrm{sq\\_avg}} + \\epsilon}
 
     Per element, in this order, with the parentheses of docs/contract.md §2 (the kernels
     evaluate exactly this expression tree; ``(1-beta)*g*g``, which is ``((1-beta)*g)*g``,
     gives other bits)::
 
-        s = beta*s + (1-beta)*(g*g)
-        p = p - (lr*g) / (sqrt(s) + eps)
+        sq_avg = beta*sq_avg + (1-beta)*(g*g)
+        p = p - (lr*g) / (sqrt(sq_avg) + eps)
 
     ``eps`` is added outside the square root. Options (docs/contract.md §7): ``grad_avg``
-    makes it centered (``g_avg = beta*g_avg + (1-beta)*g``, the denominator becomes
-    ``sqrt(s - g_avg*g_avg) + eps``); ``momentum_buffer`` adds momentum
-    (``buf = momentum*buf + g/denom; p = p - lr*buf``).
+    makes it centered (``grad_avg = beta*grad_avg + (1-beta)*g``, the denominator becomes
+    ``sqrt(sq_avg - grad_avg*grad_avg) + eps``); ``momentum_buffer`` adds momentum
+    (``momentum_buffer = momentum*momentum_buffer + g/denom; p = p - lr*momentum_buffer``).
 
     Parameters
     ----------
@@ -298,16 +298,16 @@ def adagrad_update(param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10, weight_d
     .. math::
 
         \\eta_t &= \\eta / (1 + (t - 1)\\, \\mathrm{lr\\_decay}) \\\\
-        s &\\leftarrow s + g^2 \\\\
-        p &\\leftarrow p - \\frac{\\eta_t\\, g}{\\sqrt{s} + \\epsilon}
+        \\mathrm{sum\\_sq} &\\leftarrow \\mathrm{sum\\_sq} + g^2 \\\\
+        p &\\leftarrow p - \\frac{\\eta_t\\, g}{\\sqrt{\\mathrm{sum\\_sq}} + \\epsilon}
 
     Per element, in this order, with the parentheses of docs/contract.md §7 (the kernels
     evaluate exactly this expression tree; ``clr`` is a scalar, computed in Python and rounded
     once to the dtype)::
 
         clr = lr / (1 + (t-1)*lr_decay)
-        s   = s + g*g
-        p   = p - (clr*g) / (sqrt(s) + eps)
+        sum_sq = sum_sq + g*g
+        p      = p - (clr*g) / (sqrt(sum_sq) + eps)
 
     Parameters
     ----------

@@ -156,13 +156,14 @@ def test_readme_python_blocks_are_all_run_but_the_mpi_example():
 # Each update function's expression with the contract's parentheses, and its section.
 EXPRESSIONS = {
     "sgd_update": ("§2", ["p = p - lr*g"]),
-    "momentum_update": ("§2", ["v = beta*v + (1-beta)*g", "p = p - lr*v"]),
-    "rmsprop_update": ("§2", ["s = beta*s + (1-beta)*(g*g)", "p = p - (lr*g) / (sqrt(s) + eps)"]),
+    "momentum_update": ("§2", ["velocity = beta*velocity + (1-beta)*g", "p = p - lr*velocity"]),
+    "rmsprop_update": ("§2", ["sq_avg = beta*sq_avg + (1-beta)*(g*g)",
+                              "p = p - (lr*g) / (sqrt(sq_avg) + eps)"]),
     "adam_update": ("§2", ["m = beta1*m + (1-beta1)*g", "m_hat = m / bias1",
                            "v = beta2*v + (1-beta2)*(g*g)", "v_hat = v / bias2",
                            "p = p - (lr*m_hat) / (sqrt(v_hat) + eps)"]),
-    "adagrad_update": ("§7", ["clr = lr / (1 + (t-1)*lr_decay)", "s = s + g*g",
-                              "p = p - (clr*g) / (sqrt(s) + eps)"]),
+    "adagrad_update": ("§7", ["clr = lr / (1 + (t-1)*lr_decay)", "sum_sq = sum_sq + g*g",
+                              "p = p - (clr*g) / (sqrt(sum_sq) + eps)"]),
 }
 
 
