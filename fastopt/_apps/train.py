@@ -226,15 +226,17 @@ def half_runs(args, kind, cls, lr, layers, data, params0, out, progress, plt):
     """``--dtype bfloat16`` / ``float16``: the three runs, their table and ``--plot``; the exit
     status (0). Called inside ``main``'s thread settings."""
     params0 = rounded(params0, kind)  # every run starts from weights the 16-bit format holds
-    loops = [FastoptLoop, MasterLoop, PureLoop]
     what = {"float32": ("float32", "float32"),
             "master": (f"{kind}, float32 master (fastopt)", "float32"),
             "pure": (kind, kind)}
+    common = (params0, data, cls, lr, args.batch_size, args.seed)
     runs = []
-    for loop_cls in loops:
-        args_ = (params0, data, cls, lr, args.batch_size, args.seed)
-        loop = loop_cls(*args_) if loop_cls is FastoptLoop else loop_cls(*args_, kind)
-        loop.name = "float32" if loop_cls is FastoptLoop else loop.name
+    # Built one at a time: each holds its own copy of the batches (63 MB at the defaults).
+    for make in (lambda: FastoptLoop(*common), lambda: MasterLoop(*common, kind),
+                 lambda: PureLoop(*common, kind)):
+        loop = make()
+        if type(loop) is FastoptLoop:
+            loop.name = "float32"  # the plain loop, named by its dtype beside the other two
         runs.append(loop.run(args.epochs, out, progress))
     header = ["run", "weights", "optimizer state", "final loss", "test acc", "time"]
     rows = [[r.name, *what[r.name], f"{r.epochs[-1]['loss']:.4f}",
