@@ -12,6 +12,8 @@ import numpy as np
 import fastopt.lab
 import fastopt.reference.lab
 
+from . import loops as _loops
+
 BACKENDS = {"fastopt": fastopt.lab, "reference": fastopt.reference.lab}
 LAYERS = [2, 5, 2, 1]
 
@@ -30,26 +32,8 @@ RUNS = {
     "rmsprop": dict(optimizer="rmsprop", beta=0.9, learning_rate=0.0007),
 }
 DEFAULT_RUNS = [name for name in RUNS if name != "rmsprop"]
-
-
-class Progress:
-    """Progress on stderr: one rewritten line on a terminal, a line per 1000 epochs otherwise."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def epoch(self, label, epoch, num_epochs):
-        if self.tty and (epoch % 100 == 0 or epoch == num_epochs - 1):
-            self.stream.write(f"\r{label}: epoch {epoch + 1}/{num_epochs}   ")
-            self.stream.flush()
-        elif not self.tty and epoch % 1000 == 0:
-            self.stream.write(f"{label}: epoch {epoch}/{num_epochs}\n")
-
-    def done(self, label, seconds):
-        self.stream.write(f"{chr(13) if self.tty else ''}{label}: done in {seconds:.2f} s"
-                          f"{' ' * 10 if self.tty else ''}\n")
-        self.stream.flush()
+# Progress on stderr (its epoch() and done()): the one train uses too.
+Progress = _loops.Progress
 
 
 def train(name, backend, num_epochs, progress=None, label=None):

@@ -2,7 +2,8 @@
 no allocation per batch.
 
 Network: ``Z_l = W_l @ A_{l-1} + b_l``, ReLU on the hidden layers, softmax cross-entropy on the
-last; one example per column (the course's layout), float32. The gradients are written straight
+last; one example per column (the course's layout), float32 (float64 with float64 parameters
+and data: ``train --dtype float64``). The gradients are written straight
 into a packed buffer (:func:`fastopt.pack_like`), so that an optimizer step is one kernel call.
 
 The arithmetic, in this order, is the one :mod:`fastopt._apps.course` writes the course's way, with a
@@ -58,11 +59,11 @@ def init_params(layers, seed):
 class _Workspace:
     """Every array one batch of ``bk`` examples needs, allocated once and reused."""
 
-    def __init__(self, layers, bk):
-        self.Z = [None] + [np.empty((n, bk), np.float32) for n in layers[1:]]  # Z_l, then A_l
-        self.dA = [None] + [np.empty((n, bk), np.float32) for n in layers[1:-1]]
+    def __init__(self, layers, bk, dtype=np.float32):
+        self.Z = [None] + [np.empty((n, bk), dtype) for n in layers[1:]]  # Z_l, then A_l
+        self.dA = [None] + [np.empty((n, bk), dtype) for n in layers[1:-1]]
         self.mask = [None] + [np.empty((n, bk), bool) for n in layers[1:-1]]
-        self.col = np.empty((1, bk), np.float32)
+        self.col = np.empty((1, bk), dtype)
         self.cols = np.arange(bk)
 
 
@@ -94,7 +95,7 @@ class Network:
 
         Parameters
         ----------
-        X : ndarray, shape (n_0, bk), float32
+        X : ndarray, shape (n_0, bk), the parameters' dtype
             One example per column.
         y : ndarray, shape (bk,), int
             Class indices.
@@ -118,7 +119,7 @@ class Network:
             return 0.0, 0
         ws = self._workspaces.get(bk)
         if ws is None:
-            ws = self._workspaces[bk] = _Workspace(self.layers, bk)
+            ws = self._workspaces[bk] = _Workspace(self.layers, bk, self.params.buffer.dtype)
         P, L, p, g = ws.Z[self.L], self.L, self.params, self.grads
         A = X
         for l in range(1, L + 1):

@@ -10,21 +10,55 @@ phase, and checks that the final parameters are the same bits; ``--compare torch
 trains data-parallel with :class:`fastopt.distributed.DistributedOptimizer`
 (:mod:`fastopt._apps.train_distributed`).
 
+``--dtype float64`` trains in float64 (data, weights, forward and backward, optimizer).
+``--dtype bfloat16`` or ``float16`` (issue 24, "does it train better?") trains three times from
+the same initial weights (the float32 ones rounded to the 16-bit format) on the same batches:
+"float32", the plain float32 training; "master", 16-bit weights stepped by fastopt with float32
+master weights and float32 state (``cls(params16, lr=lr, master_dtype=np.float32)``); and
+"pure", weights and optimizer state stored in 16 bits, each step computed in float32 and rounded
+back (as torch's fused CPU Adam does for bfloat16 parameters). In the two 16-bit runs the
+forward and backward passes are the float32 network's on the 16-bit weights widened exactly, and
+the gradients are rounded to the 16-bit format (nearest even, :func:`fastopt._half.narrow`)
+before the step (:class:`fastopt._apps.loops.MasterLoop`, :class:`~fastopt._apps.loops.PureLoop`).
+No loss scaling: float16 gradients below 2**-24 are lost. It prints a table of the three runs.
+
 Seeds: the data, the initial weights and the batches each draw from their own stream of the one
 ``--seed``, so changing the batch size does not change the data or the weights.
 """
 import os
 import sys
 
+import numpy as np
+
 import fastopt
+from fastopt import _half
 
 from . import cli as _cli, datasets as _datasets, mlp as _mlp, registry as _registry
 from .bench import have_fastopt_torch
 from .blas import blas_threads
 # The loops live in .loops: train_distributed builds on them without importing this module.
 from .loops import (DEFAULT_HIDDEN, DEFAULT_LAYERS, DEFAULT_THREADS, TORCH,
-                    CourseLoop, FastoptLoop, FastoptTorchLoop, Progress, TorchLoop,
-                    print_comparison, plot, torch_optimizer_name)
+                    CourseLoop, FastoptLoop, FastoptTorchLoop, MasterLoop, Progress, PureLoop,
+                    TorchLoop, print_comparison, plot, rounded, torch_optimizer_name)
+
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+DEFAULT_EPOCHS = 5
+# --dtype bfloat16/float16: the learning rate when --lr is not given is the class's divided by
+# HALF_LR_DIVISOR, so that the pure 16-bit run's weakness shows. bfloat16 keeps 8 significant
+# bits: a weight w moves only if its update exceeds about |w| * 2**-9 (half its spacing).
+# Adam's update is about lr per step; the first layer's He-initialised weights are ~0.05
+# (sqrt(2/784)), so at Adam's default lr 1e-3 the update is ~2% of a weight and survives the
+# rounding: pure bfloat16 trains as well as float32 (measured with the defaults below and --lr
+# 1e-3: test accuracy 0.733 float32, 0.730 master, 0.726 pure). At 1e-4 it is ~0.2%, below
+# half the spacing for many weights (in 10 steps of a 256 x 784 layer 56% never moved):
+# pure bfloat16 lags (0.597) while the master weights add up the small steps and follow
+# float32 (0.705 and 0.707; the README's table).
+HALF_LR_DIVISOR = 10
+# The 16-bit runs' defaults for --epochs and --train-size: three runs of 3 epochs of 20,000
+# (938 steps each) took 37 s wall, 12 s CPU, on the 2-core machine this was written on, shared
+# with other jobs (load 9; float32 3.4 s, master 9.8 s, pure 16.0 s: the 16-bit conversions
+# are NumPy integer code). 30,000 examples took 36-76 s wall as the load varied.
+HALF_EPOCHS, HALF_TRAIN_SIZE = 3, 20_000
 
 
 def _check_layers(layers, n_features, n_classes, data_name):
@@ -45,6 +79,13 @@ def main(args, out=None, err=None):
               "-m fastopt train --distributed " + ("--check" if args.check else
                                                     "--shard-state"), file=err)
         return 2
+    kind = args.dtype if args.dtype in _half.KINDS else None  # "bfloat16", "float16"
+    if kind is not None and (args.compare is not None or args.distributed):
+        option = "--compare" if args.compare is not None else "--distributed"
+        print(f"--dtype {args.dtype} trains three runs of its own (float32, fastopt's float32 "
+              f"master weights, pure {args.dtype}) in one process; {option} takes --dtype "
+              f"float32 or float64", file=err)
+        return 2
     if args.distributed:
         if args.compare is not None:
             print("--compare does not go with --distributed: use --check, which compares with "
@@ -63,6 +104,15 @@ def main(args, out=None, err=None):
     registry = _registry.optimizers()
     cls = registry[args.optimizer]
     lr = args.lr if args.lr is not None else _registry.default_lr(cls)
+    if kind is not None:
+        if args.lr is None:
+            lr = lr / HALF_LR_DIVISOR
+        if args.epochs is None:
+            args.epochs = HALF_EPOCHS
+        if args.data == "synthetic" and args.train_size is None:
+            args.train_size = HALF_TRAIN_SIZE
+    if args.epochs is None:
+        args.epochs = DEFAULT_EPOCHS
     compare = [] if args.compare is None else (["course", "torch"] if args.compare == "torch"
                                                 else ["course"])
     plt = None
@@ -105,10 +155,16 @@ def main(args, out=None, err=None):
     except ValueError as exc:
         print(exc, file=err)
         return 2
-    X, y, X_test, y_test = data
     params0 = _mlp.init_params(layers, args.seed)
+    if args.dtype == "float64":
+        data = tuple(a.astype(np.float64) if a.dtype == np.float32 else a for a in data)
+        params0 = {k: v.astype(np.float64) for k, v in params0.items()}
+    X, y, X_test, y_test = data
+    weights = (f"{args.dtype} parameters" if kind is None else
+               f"parameters; three runs: float32, {args.dtype} with fastopt's float32 master "
+               f"weights, pure {args.dtype}")
     print(f"fastopt train: layers {'-'.join(map(str, layers))} "
-          f"({_mlp.parameter_count(layers):,} float32 parameters), {cls.__name__} lr {lr:g} "
+          f"({_mlp.parameter_count(layers):,} {weights}), {cls.__name__} lr {lr:g} "
           f"(other hyperparameters: the class defaults), batch {args.batch_size}, "
           f"{args.epochs} epoch{'s' * (args.epochs > 1)}, {args.threads} "
           f"thread{'s' * (args.threads > 1)}, {args.data} data ({X.shape[1]:,} train / "
@@ -121,6 +177,8 @@ def main(args, out=None, err=None):
             print(f"note: could not set the BLAS thread count (no threadpoolctl, no OpenBLAS "
                   f"found); set OPENBLAS_NUM_THREADS={args.threads} before starting Python",
                   file=err)
+        if kind is not None:
+            return half_runs(args, kind, cls, lr, layers, data, params0, out, progress, plt)
         fast_loop = FastoptLoop(params0, data, cls, lr, args.batch_size, args.seed)
         fast = fast_loop.run(args.epochs, out, progress)
         hyperparameters = fast_loop.opt.hyperparameters
@@ -164,6 +222,43 @@ def main(args, out=None, err=None):
     return 0 if ok else 1
 
 
+def half_runs(args, kind, cls, lr, layers, data, params0, out, progress, plt):
+    """``--dtype bfloat16`` / ``float16``: the three runs, their table and ``--plot``; the exit
+    status (0). Called inside ``main``'s thread settings."""
+    params0 = rounded(params0, kind)  # every run starts from weights the 16-bit format holds
+    what = {"float32": ("float32", "float32"),
+            "master": (f"{kind}, float32 master (fastopt)", "float32"),
+            "pure": (kind, kind)}
+    common = (params0, data, cls, lr, args.batch_size, args.seed)
+    runs = []
+    # Built one at a time: each holds its own copy of the batches (63 MB at the defaults).
+    for make in (lambda: FastoptLoop(*common), lambda: MasterLoop(*common, kind),
+                 lambda: PureLoop(*common, kind)):
+        loop = make()
+        if type(loop) is FastoptLoop:
+            loop.name = "float32"  # the plain loop, named by its dtype beside the other two
+        runs.append(loop.run(args.epochs, out, progress))
+    header = ["run", "weights", "optimizer state", "final loss", "test acc", "time"]
+    rows = [[r.name, *what[r.name], f"{r.epochs[-1]['loss']:.4f}",
+             f"{r.epochs[-1]['test_acc']:.4f}",
+             f"{sum(e['seconds'] for e in r.epochs):.2f} s"] for r in runs]
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+    print(file=out)
+    for row in [header] + rows:
+        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))).rstrip(), file=out)
+    print(f"final loss: the last epoch's mean training loss; test accuracy after it. Forward and "
+          f"backward in float32 on the {kind} weights widened exactly; gradients rounded to "
+          f"{kind} before the step; no loss scaling.", file=out)
+    if plt is not None:
+        title = (f"fastopt train --dtype {kind}: {'-'.join(map(str, layers))}, {cls.__name__} "
+                 f"lr {lr:g}, batch {args.batch_size}, {args.data} data")
+        labels = {"float32": "float32", "master": f"{kind} + float32 master (fastopt)",
+                  "pure": f"pure {kind} (weights and state)"}
+        print(f"wrote {plot(runs, args.plot, plt, title, labels)}", file=out)
+    return 0
+
+
 # -- command line -----------------------------------------------------------------------------
 
 
@@ -187,11 +282,13 @@ def add_parser(sub):
                    help="every optimizer fastopt has, in any letter case: %(choices)s "
                         "(default: %(default)s)")
     p.add_argument("--lr", type=_cli.positive_real,
-                   help="learning rate (default: the optimizer class's)")
+                   help=f"learning rate (default: the optimizer class's; divided by "
+                        f"{HALF_LR_DIVISOR} with --dtype bfloat16/float16)")
     p.add_argument("--batch-size", type=_cli.positive_int, default=64, metavar="N",
                    help="examples per batch (default: 64)")
-    p.add_argument("--epochs", type=_cli.positive_int, default=5, metavar="N",
-                   help="passes over the training set (default: 5)")
+    p.add_argument("--epochs", type=_cli.positive_int, metavar="N",
+                   help=f"passes over the training set (default: {DEFAULT_EPOCHS}; "
+                        f"{HALF_EPOCHS} with --dtype bfloat16/float16)")
     p.add_argument("--threads", type=_cli.threads, default=DEFAULT_THREADS, metavar="N",
                    help="threads for fastopt's kernels and for BLAS (and torch), for every "
                         "loop alike (default: 1; batches of 64 are too small for more to pay)")
@@ -202,7 +299,8 @@ def add_parser(sub):
                         "a random teacher network) or digits (scikit-learn's bundled 8x8 "
                         "digits, 1,797 images, 20%% held out; needs scikit-learn)")
     p.add_argument("--train-size", type=_cli.positive_int, metavar="N",
-                   help="synthetic training examples (default: 60000)")
+                   help=f"synthetic training examples (default: 60000; {HALF_TRAIN_SIZE} with "
+                        f"--dtype bfloat16/float16)")
     p.add_argument("--test-size", type=_cli.positive_int, metavar="N",
                    help="synthetic test examples (default: 10000)")
     p.add_argument("--compare", nargs="?", const="course", choices=["course", "torch"],
@@ -211,9 +309,22 @@ def add_parser(sub):
                         "parameters are bit-identical; 'torch' adds torch.nn with a fused "
                         "torch.optim step and torch.nn with a fastopt.torch step (needs "
                         "torch)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="float32 (default) or float64: the data, weights and optimizer. "
+                        "bfloat16 or float16: three runs from the same weights and batches: "
+                        "float32; 16-bit weights with fastopt's float32 master weights and "
+                        "state (master_dtype=np.float32); and pure 16-bit, weights and state "
+                        "stored in 16 bits, each step computed in float32 and rounded back (as "
+                        "torch's fused CPU Adam does for bfloat16). The 16-bit runs' forward "
+                        "and backward are float32 on the 16-bit weights widened exactly, their "
+                        "gradients rounded to the 16-bit format (nearest even) for the step; "
+                        "no loss scaling. Prints final loss, test accuracy and time of each; "
+                        "not with --compare or --distributed")
     p.add_argument("--plot", metavar="DIR",
                    help="write DIR/train.png: loss per batch (raw and fastopt.ewa-smoothed) "
-                        "and accuracy per epoch; needs matplotlib: pip install 'fastopt[plot]'")
+                        "and accuracy per epoch (with --dtype bfloat16/float16: the three "
+                        "runs' loss curves and test accuracies); needs matplotlib: pip install "
+                        "'fastopt[plot]'")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     d = p.add_argument_group(
         "data-parallel (under mpiexec -n N; needs pip install \"fastopt[mpi]\")")

@@ -3,8 +3,8 @@ over MPI ranks (run under ``mpiexec -n N``).
 
 Every rank builds the same data and initial weights from the one ``--seed`` and draws the same
 permutation every epoch; rank ``r`` takes part ``r`` of each global batch
-(``MiniBatches(..., rank=r, world=N)``) and computes the mean gradient over that part with the
-single-process code (:class:`fastopt._apps.mlp.Network`);
+(:func:`fastopt._apps.loops.train_batches` with ``rank=r, world=N``) and computes the mean
+gradient over that part with the single-process code (:class:`fastopt._apps.mlp.Network`);
 :class:`fastopt.distributed.DistributedOptimizer` adds the ranks' gradients in rank order,
 multiplies the sum by ``1/N`` and steps, so that every rank holds the same parameters
 (docs/contract.md §9). Rank 0 prints the epoch lines. Their loss and train accuracy are the
@@ -39,37 +39,14 @@ def is_root(comm=None):
     return (comm if comm is not None else MPI.COMM_WORLD).Get_rank() == 0
 
 
-def part_batches(X, y, batch_size, seed, rank, world):
-    """Rank ``rank``'s parts of the batches that one process trains on.
-
-    Parameters
-    ----------
-    X, y : ndarray
-        Training data, one example per column, as from :mod:`fastopt._apps.datasets`.
-    batch_size : int
-        The global batch size.
-    seed : int
-        ``--seed``. The permutations come from :func:`fastopt._apps.train.batch_rng`, the generator
-        that the single-process loop uses, so the global batches are that loop's batches.
-    rank, world : int
-        This part's index, and how many parts each global batch is split into.
-
-    Returns
-    -------
-    fastopt.MiniBatches
-    """
-    return fastopt.MiniBatches(X, y, batch_size=batch_size, seed=_loops.batch_rng(seed), axis=1,
-                               rank=rank, world=world)
-
-
 class DistributedLoop(_loops.FastoptLoop):
-    """:class:`fastopt._apps.train.FastoptLoop` on one rank: its part of every batch, a
+    """:class:`fastopt._apps.loops.FastoptLoop` on one rank: its part of every batch, a
     :class:`DistributedOptimizer` step, and the epoch's figures added up on rank 0.
 
     Parameters
     ----------
     params0, data, cls, lr, batch_size, seed
-        As :class:`fastopt._apps.train.FastoptLoop`; the same on every rank.
+        As :class:`fastopt._apps.loops.FastoptLoop`; the same on every rank.
     comm : mpi4py.MPI.Intracomm
         The ranks that train together.
     shard_state : bool
@@ -79,49 +56,26 @@ class DistributedLoop(_loops.FastoptLoop):
     name = "fastopt"
 
     def __init__(self, params0, data, cls, lr, batch_size, seed, comm, shard_state):
-        X, y, X_test, y_test = data
-        self.m, self.test = X.shape[1], (X_test, y_test)
         self.comm, self.rank, self.world = comm, comm.Get_rank(), comm.Get_size()
-        self.net = _mlp.Network(params0)
-        self.opt = DistributedOptimizer(cls, self.net.params, comm, shard_state=shard_state,
-                                        lr=lr)
-        self.loader = part_batches(X, y, batch_size, seed, self.rank, self.world)
-        n = len(self.loader)
+        self.shard_state = shard_state
+        super().__init__(params0, data, cls, lr, batch_size, seed)
+        n = self.n_batches
         self.batch_sizes = np.minimum(batch_size, self.m - batch_size * np.arange(n))
         # This rank's loss sum of each of its parts, then its count of correct examples; and,
         # on rank 0, the same added over the ranks.
         self._mine = np.zeros(n + 1)
         self._total = np.zeros(n + 1) if self.rank == 0 else None
 
-    def epoch(self, progress=None, epoch=1, n_epochs=1):
-        """Train one epoch on this rank's parts; a collective call.
+    def make_optimizer(self, cls, params, lr):
+        return DistributedOptimizer(cls, params, self.comm, shard_state=self.shard_state, lr=lr)
 
-        Returns
-        -------
-        dict
-            As :meth:`fastopt._apps.train._Loop.epoch`. On rank 0, ``loss``, ``train_acc`` and
-            ``losses`` cover the whole global batches; ``seconds`` and ``phases`` are rank 0's
-            own (``optimizer step`` includes the communication).
-        """
-        net, opt, n, clock = self.net, self.opt, len(self.loader), time.perf_counter
-        phases = dict.fromkeys(_loops.PHASES, 0.0)
-        mine, correct = self._mine, 0
-        start = clock()
-        batches = iter(self.loader)
-        for k in range(n):
-            t0 = clock()
-            xb, yb = next(batches)
-            t1 = clock()
-            mine[k], right = net.forward_backward(xb, yb)
-            t2 = clock()
-            opt.step(net.grads)
-            t3 = clock()
-            _loops.add_phases(phases, t0, t1, t2, t3)
-            correct += right
-            if progress is not None:
-                progress.batch(self.name, epoch, n_epochs, k + 1, n)
-        mine[n] = correct
-        seconds = clock() - start
+    def figures(self, sums, sizes, loss_total, correct, seconds, phases):
+        """The epoch's figures over the whole global batches on rank 0: this rank's part loss
+        sums and correct count added over the ranks (a collective call, at the end of every
+        :meth:`epoch`). ``seconds`` and ``phases`` are rank 0's own (``optimizer step``
+        includes the communication)."""
+        n, mine = self.n_batches, self._mine
+        mine[:n], mine[n] = sums, correct
         # For display only: MPI.SUM adds the ranks' figures in an order of its own. Nothing
         # trains on them, so the parameters stay bit-identical whatever that order is.
         self.comm.Reduce(mine, self._total, op=MPI.SUM, root=0)
@@ -130,8 +84,8 @@ class DistributedLoop(_loops.FastoptLoop):
                     seconds=seconds, phases=phases, losses=total[:n] / self.batch_sizes)
 
     def run(self, n_epochs, out, progress):
-        """Rank 0: as :meth:`fastopt._apps.train._Loop.run` (a line per epoch, test accuracy, a
-        :class:`fastopt._apps.train.Run`). The other ranks train without printing and return
+        """Rank 0: as :meth:`fastopt._apps.loops._Loop.run` (a line per epoch, test accuracy, a
+        :class:`fastopt._apps.loops.Run`). The other ranks train without printing and return
         None."""
         if self.rank == 0:
             return super().run(n_epochs, out, progress)
@@ -140,15 +94,48 @@ class DistributedLoop(_loops.FastoptLoop):
         return None
 
 
-def one_process(params0, data, cls, lr, batch_size, seed, world, n_epochs):
-    """The reference of ``--check``: ``world`` ranks' training, in one process
-    (docs/contract.md §9).
+def rank_order_reference(opt, loaders, gradient, total, n_epochs):
+    """Data-parallel training in one process, as docs/contract.md §9 defines it: the reference
+    of ``--check`` for both commands that have one (``python -m fastopt train --distributed``,
+    :func:`one_process`, and ``python -m fastopt.distributed train``).
 
-    For every global batch it computes each part's gradient in rank order, with the code and on
+    For every global batch, one batch of each loader in rank order: ``gradient(part)`` gives
+    that part's gradient (a 1-D array, valid until the next call); they are added in rank
+    order, ``((g_0 + g_1) + g_2) + ...``, into ``total.buffer`` in its dtype, the sum is
+    multiplied by ``1/world`` (a Python float rounded once to that dtype, skipped at
+    ``world == 1`` where it changes no bit), and ``opt.step(total)``.
+
+    Parameters
+    ----------
+    opt : fastopt.Optimizer
+        A plain single-process optimizer over the parameters ``gradient`` reads.
+    loaders : list of fastopt.MiniBatches
+        Rank ``r``'s batches at index ``r`` (``rank=r, world=len(loaders)``).
+    gradient : callable
+        ``gradient(part) -> ndarray``.
+    total : fastopt.PackedArrays
+        Gradients laid out as ``opt``'s parameters; overwritten.
+    n_epochs : int
+    """
+    world = len(loaders)
+    for _ in range(n_epochs):
+        for parts in zip(*loaders):
+            for r, part in enumerate(parts):
+                g = gradient(part)
+                if r == 0:
+                    np.copyto(total.buffer, g)
+                else:
+                    np.add(total.buffer, g, out=total.buffer)
+            if world > 1:
+                np.multiply(total.buffer, 1.0 / world, out=total.buffer)
+            opt.step(total)
+
+
+def one_process(params0, data, cls, lr, batch_size, seed, world, n_epochs):
+    """The reference of ``train --distributed --check``: ``world`` ranks' training in one
+    process (:func:`rank_order_reference`), each part's gradient computed with the code and on
     the part that rank computes it with (:class:`fastopt._apps.mlp.Network`,
-    :func:`part_batches`). It adds them in rank order, ``((g_0 + g_1) + g_2) + ...``, in
-    float32. It multiplies the sum by ``1/world`` (a Python float rounded once to float32,
-    skipped at ``world == 1`` where it changes no bit) and steps a plain ``cls``.
+    :func:`fastopt._apps.loops.train_batches`), steps by a plain ``cls``.
 
     Parameters
     ----------
@@ -165,20 +152,14 @@ def one_process(params0, data, cls, lr, batch_size, seed, world, n_epochs):
     """
     X, y = data[0], data[1]
     net = _mlp.Network(params0)
-    opt = cls(net.params, lr=lr)
-    loaders = [part_batches(X, y, batch_size, seed, r, world) for r in range(world)]
-    total = fastopt.pack_like(net.params)
-    for _ in range(n_epochs):
-        for parts in zip(*loaders):
-            for r, (xb, yb) in enumerate(parts):
-                net.forward_backward(xb, yb)
-                if r == 0:
-                    np.copyto(total.buffer, net.grads.buffer)
-                else:
-                    np.add(total.buffer, net.grads.buffer, out=total.buffer)
-            if world > 1:
-                np.multiply(total.buffer, 1.0 / world, out=total.buffer)
-            opt.step(total)
+
+    def gradient(part):
+        net.forward_backward(*part)
+        return net.grads.buffer
+
+    loaders = [_loops.train_batches(X, y, batch_size, seed, r, world) for r in range(world)]
+    rank_order_reference(cls(net.params, lr=lr), loaders, gradient,
+                         fastopt.pack_like(net.params), n_epochs)
     return net.params
 
 
@@ -254,6 +235,7 @@ def main(args, cls, lr, layers, data, params0, out, err, plt):
               f"Please report this.", file=out)
         return 1
     n_values = sum(a.size for a in run.params.values())
-    print(f"--check: final parameters bit-identical to {what}: {n_values:,} float32 values in "
+    print(f"--check: final parameters bit-identical to {what}: {n_values:,} "
+          f"{run.params['W1'].dtype} values in "
           f"{len(run.params)} arrays ({check_seconds:.2f} s in one process).", file=out)
     return 0

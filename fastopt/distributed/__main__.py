@@ -7,7 +7,9 @@
 :class:`fastopt.distributed.DistributedOptimizer`: every rank takes its part of each global
 batch (``MiniBatches(..., rank=, world=)``); rank 0 prints the epoch lines. ``--check``: rank
 0 also trains in one process, forming the rank-ordered sum of every rank's gradient itself
-(docs/contract.md §9), and reports whether the final parameters are bit-identical.
+(docs/contract.md §9; the reference of ``python -m fastopt train --distributed --check`` too,
+:func:`fastopt._apps.train_distributed.rank_order_reference`), and reports whether the final
+parameters are bit-identical.
 
 ``bench`` times one step over a float32 buffer, split into communication (inside MPI) and
 compute, for the plain way (``Allreduce(IN_PLACE)``, times ``1/world``, a local step) and both
@@ -23,6 +25,7 @@ from mpi4py import MPI
 import fastopt
 from fastopt import _experiment
 from fastopt._apps import cli as _cli, registry as _registry
+from fastopt._apps.train_distributed import rank_order_reference
 from fastopt.distributed import DistributedOptimizer
 
 CLASSES = _registry.optimizers()  # command-line name -> fastopt optimizer class
@@ -87,20 +90,16 @@ def train(args, comm, out=sys.stdout):
     if not args.check:
         return 0
     single_params = fastopt.pack(initial)
-    single = cls(single_params, **hyper)
+    scratch = fastopt.pack_like(single_params)
+
+    def gradient(part):
+        _local_gradients(single_params, scratch, *part)
+        return scratch.buffer
+
     loaders = [fastopt.MiniBatches(X, Y, args.batch_size, seed=args.seed, rank=r, world=world)
                for r in range(world)]
-    parts = [fastopt.pack_like(single_params) for _ in range(world)]
-    total = fastopt.pack_like(single_params)
-    for epoch in range(args.epochs):
-        for batch in zip(*loaders):
-            for (xb, yb), g in zip(batch, parts):
-                _local_gradients(single_params, g, xb, yb)
-            summed = parts[0].buffer
-            for g in parts[1:]:
-                summed = summed + g.buffer  # ((g_0 + g_1) + g_2) + ...
-            total.buffer[:] = summed * (1 / world) if world > 1 else summed
-            single.step(total)
+    rank_order_reference(cls(single_params, **hyper), loaders, gradient,
+                         fastopt.pack_like(single_params), args.epochs)
     same = params.buffer.tobytes() == single_params.buffer.tobytes()
     print(f"bit-identical to one process: {'yes' if same else 'NO'}", file=out)
     return 0 if same else 1

@@ -180,6 +180,15 @@ def test_train_distributed_check_is_bit_identical(n, options):
 
 
 @needs_mpi
+def test_train_distributed_check_in_float64():
+    out = run_mpi(2, *TRAIN, "--check", "--dtype", "float64", cwd=None)
+    assert "(404 float64 parameters)" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("--check: final parameters bit-identical")
+    assert "404 float64 values in 4 arrays" in last
+
+
+@needs_mpi
 def test_train_distributed_at_world_1_is_train():
     # One rank: the whole batch, a step on the gradient itself: the figures of plain train.
     def figures(out):
