@@ -533,7 +533,7 @@ def _bound_function(function, ops, module):
     The function is generated with ``function``'s parameters after ``ops``, so that a call
     passes them on as they came, at the cost of one Python call: +0.05-0.07 us on
     ``fastopt.adam_update`` with 1000 float32 items (0.83 us a call through the compiled fast
-    path; ``benchmarks/ab_binding.py``), where a ``*args, **kwargs`` closure cost +0.2-0.4 us.
+    path; ``benchmarks/tools/ab_binding.py``), where a ``*args, **kwargs`` closure cost +0.2-0.4 us.
     It has ``function``'s defaults, docstring and name, and ``__module__`` and ``__qualname__``
     that find it in ``module``. ``__signature__`` is ``function``'s without ``ops``;
     ``__wrapped__`` is ``function``.

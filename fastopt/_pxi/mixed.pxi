@@ -22,7 +22,7 @@
 # * speed, in a C prototype of the two with the same loop bodies (Adam, bfloat16, t = 1000, one
 #   thread, three runs): time of this design / time of (a) at 1e5 items 1.00-1.14, 1e6
 #   1.11-1.30, 1e7 1.19-1.33; (a) / float32 Adam at 1e7 1.02-1.10
-#   (benchmarks/ab_mixed_design.c). So (a) would be ~20% faster
+#   (benchmarks/tools/ab_mixed_design.c). So (a) would be ~20% faster
 #   where the step streams from memory (probably because the chunk loop restarts the prefetch
 #   streams three times a chunk; not investigated). Not built: besides the specialisations, Adam's FMA fallback rewrites a
 #   chunk's params after the loop, so (a) would need the copy rounded in that path too.
@@ -39,7 +39,7 @@ MIXED_CHUNK = _mixed_chunk
 
 
 def _set_mixed_chunk(Py_ssize_t n):
-    # For the measurement above only (benchmarks/mixed_precision.py --chunks); the bits do not
+    # For the measurement above only (benchmarks/tools/mixed_precision.py --chunks); the bits do not
     # depend on it.
     global _mixed_chunk
     if not 32 <= n <= _MIXED_MAX_CHUNK or n % 32:

@@ -1,9 +1,9 @@
 """Adam on 16-bit parameters (docs/contract.md §14): the fused kernel against float32 Adam, the
 old three-pass step and torch's fused Adam on bfloat16 parameters, at 1 and 2 threads.
 
-    python benchmarks/mixed_precision.py                    # 1e5, 1e6, 1e7 items
-    python benchmarks/mixed_precision.py --sizes 1e6 --rounds 9
-    python benchmarks/mixed_precision.py --chunks 512,1024,2048,4096   # the buffer chunk
+    python benchmarks/tools/mixed_precision.py                    # 1e5, 1e6, 1e7 items
+    python benchmarks/tools/mixed_precision.py --sizes 1e6 --rounds 9
+    python benchmarks/tools/mixed_precision.py --chunks 512,1024,2048,4096   # the buffer chunk
 
 Each round times every step in turn on its own arrays (``fastopt._apps.bench.interleaved_best``:
 batches of calls lasting >= 50 ms, the best batch of ``--rounds``), so that the drift of a

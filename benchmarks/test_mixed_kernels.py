@@ -1,11 +1,11 @@
 """Adam on 16-bit parameters (docs/contract.md §14): the fused kernel against float32 Adam, the
 old three-pass step and torch's fused Adam on bfloat16 parameters; one group per size and
-thread count. The steps and the bytes each moves are described in mixed_precision.py, which
+thread count. The steps and the bytes each moves are described in tools/mixed_precision.py, which
 prints the same comparison as a table with GB/s.
 
-    pytest benchmarks/test_mixed_precision.py --benchmark-json=mixed.json
-    python benchmarks/ratios.py mixed.json --baseline "bf16 fused"
-    FASTOPT_BENCH_LARGE=1 pytest benchmarks/test_mixed_precision.py     # adds 1e7 items
+    pytest benchmarks/test_mixed_kernels.py --benchmark-json=mixed.json
+    python benchmarks/tools/ratios.py mixed.json --baseline "bf16 fused"
+    FASTOPT_BENCH_LARGE=1 pytest benchmarks/test_mixed_kernels.py     # adds 1e7 items
 """
 import os
 
@@ -13,7 +13,7 @@ import pytest
 
 import fastopt
 from fastopt._apps import bench as _bench
-from mixed_precision import steps
+from tools.mixed_precision import steps  # benchmarks/ is on sys.path (rootdir conftest)
 
 SIZES = [100_000, 1_000_000]
 if os.environ.get("FASTOPT_BENCH_LARGE"):

@@ -3,8 +3,8 @@
 the once-written function called with ``ops`` directly and against the function as it was
 before the binding (fastopt/_updates.py, copied below), call for call in one process.
 
-    python benchmarks/ab_binding.py                  # 1000 float32 items, t = 1000
-    python benchmarks/ab_binding.py --n 100 --rounds 1000
+    python benchmarks/tools/ab_binding.py                  # 1000 float32 items, t = 1000
+    python benchmarks/tools/ab_binding.py --n 100 --rounds 1000
 
 Each round times a batch of calls of each, one after the other, so that the drift of a shared
 machine hits them alike (short rounds: on a loaded machine a round of 2000 calls was often

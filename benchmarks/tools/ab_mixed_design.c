@@ -3,7 +3,7 @@
    float32 Adam; (a) one loop that widens the gradient and writes the rounded copy; (b) per
    chunk of 1024/2048/4096 items, widen into a stack buffer, the float32 loop, round the chunk.
 
-       gcc -O3 -mavx2 -mfma -ffp-contract=off -fno-math-errno benchmarks/ab_mixed_design.c \
+       gcc -O3 -mavx2 -mfma -ffp-contract=off -fno-math-errno benchmarks/tools/ab_mixed_design.c \
            -o /tmp/ab_mixed_design -lm && /tmp/ab_mixed_design
 
    Prints the best of 7 rounds per size (us per step) and the ratios (b)/(a), (b)/float32. */
