@@ -16,6 +16,16 @@ when training resumes. ``save(path, batches=loader)`` also stores a ``MiniBatche
 (``meta.batches``, its ``state_dict`` as JSON), so that optimizer and loader resume together,
 bit for bit, mid-epoch. Files are created as ``open()`` creates them (mode 0666 less the
 umask), not with ``mkstemp``'s 0600.
+
+16-bit parameters (``master_dtype=np.float32``, docs/contract.md §14). The state dict gains
+``"master_dtype": "float32"`` and ``"master"`` (the float32 master copies, a list in parameter
+order); the file ``meta.master_dtype`` and ``master.<i>``, and the 16-bit parameters as
+``param.<i>`` (bfloat16 as its ``uint16`` bits: NumPy cannot read ``ml_dtypes.bfloat16`` back
+without pickles). The masters are what a step reads: loading writes them and the state, then
+rewrites the 16-bit parameters as the masters rounded (the ``params`` a checkpoint holds are only
+checked for their format and shape). Checkpoints of other optimizers keep their keys exactly (no
+``master_dtype`` key: absent means None), so files written before stay readable; a checkpoint
+with masters loaded into an optimizer without (or the reverse) is refused, naming both.
 """
 import contextlib
 import json
@@ -25,6 +35,7 @@ import zipfile
 
 import numpy as np
 
+from . import _half
 from . import _validation as _v
 from . import schedules as _schedules
 
@@ -41,7 +52,7 @@ def state_dict(opt, copy):
     """The optimizer's state as a dict; the arrays themselves when ``copy`` is False (for
     ``save``, which only writes them)."""
     take = np.copy if copy else (lambda a: a)
-    return {
+    out = {
         "optimizer": type(opt).__name__,
         "version": FORMAT_VERSION,
         "keys": list(opt._keys),
@@ -52,12 +63,16 @@ def state_dict(opt, copy):
         "params": [take(p) for p in opt._params],
         "state": {s: [take(a) for a in opt._state[s]] for s in opt.state_names},
     }
+    if opt._masters is not None:
+        out["master_dtype"] = "float32"
+        out["master"] = [take(m) for m in opt._masters]
+    return out
 
 
 def load_state_dict(opt, state, batches=None, batches_state=None):
     """Restore ``state`` into ``opt`` (and ``batches_state`` into the MiniBatches
     ``batches``), everything validated before anything changes."""
-    hyper, params, states, t, skipped, norm = _validate(opt, state)
+    hyper, params, states, t, skipped, norm, masters = _validate(opt, state)
     # An array made read-only after construction: refused here, with the step's check and
     # message, before anything is written (the copies below stopped at it, half done).
     if not _v.all_writeable(opt._written):
@@ -70,8 +85,14 @@ def load_state_dict(opt, state, batches=None, batches_state=None):
     with guard:                    # with nothing changed, not after the optimizer is loaded
         if batches is not None:
             batches._check_owner()
-        for dst, src in zip(opt._params, params):
-            dst[...] = src
+        if masters is None:
+            for dst, src in zip(opt._params, params):
+                dst[...] = src
+        else:
+            # The masters are what a step reads; the 16-bit parameters are their rounding.
+            for dst, src, param, kind in zip(opt._masters, masters, opt._params, opt._kinds):
+                dst[...] = src
+                _half.narrow(dst, kind, out=_half.bits(param))
         for s in opt.state_names:
             for dst, src in zip(opt._state[s], states[s]):
                 dst[...] = src
@@ -98,6 +119,11 @@ def _validate(opt, state):
     if [str(k) for k in state["keys"]] != [str(k) for k in opt._keys]:
         raise ValueError(f"state holds parameters {list(state['keys'])}; this optimizer has "
                          f"{list(opt._keys)}")
+    # Masters or not: the structure first, before the hyperparameters that would differ too.
+    theirs_master = _master_dtype_of(state.get("master_dtype"), "state['master_dtype']")
+    if theirs_master != opt._master_dtype:
+        raise _v.mixed_checkpoint_mismatch("the checkpoint", name, theirs_master,
+                                           opt._master_dtype)
     _v.check_mapping(state["hyperparameters"], "state['hyperparameters']")
     theirs = dict(state["hyperparameters"])
     expected = opt._hyper_attributes()
@@ -113,23 +139,50 @@ def _validate(opt, state):
     skipped = _v.check_step_count(state["skipped"], "state['skipped']")
     # Absent from the state dicts of fastopt before it was kept (same format version): None.
     norm = _v.check_grad_norm(state.get("last_grad_norm"), "state['last_grad_norm']")
-    params = _check_arrays(opt, state["params"], "state['params']")
+    params = _check_arrays(opt, state["params"], "state['params']", opt._params,
+                           half=theirs_master is not None)
+    # The state arrays have the dtype and shape of what the rule steps: the masters, if any.
+    stepped = opt._params if opt._masters is None else opt._masters
+    masters = None
+    if theirs_master is not None:
+        if "master" not in state:
+            raise ValueError("state has master_dtype='float32' but no 'master' (the float32 "
+                             "master weights); it is not a complete fastopt state_dict")
+        masters = _check_arrays(opt, state["master"], "state['master']", stepped)
     _v.check_mapping(state["state"], "state['state']")
     if set(state["state"]) != set(opt.state_names):
         raise ValueError(f"state['state'] holds {sorted(state['state'])}; expected "
                          f"{sorted(opt.state_names)}")
-    states = {s: _check_arrays(opt, state["state"][s], f"state['state'][{s!r}]")
+    states = {s: _check_arrays(opt, state["state"][s], f"state['state'][{s!r}]", stepped)
               for s in opt.state_names}
-    return hyper, params, states, t, skipped, norm
+    return hyper, params, states, t, skipped, norm, masters
 
 
-def _check_arrays(opt, arrays, what):
-    if not isinstance(arrays, (list, tuple)) or len(arrays) != len(opt._params):
-        raise ValueError(f"{what} must be a list of {len(opt._params)} arrays")
-    for key, ref, arr in zip(opt._keys, opt._params, arrays):
+def _master_dtype_of(value, what):
+    """A checkpoint's master dtype: None (absent, or a checkpoint without masters) or
+    float32."""
+    if value is None:
+        return None
+    try:
+        dt = np.dtype(value) if isinstance(value, (str, np.dtype)) else None
+    except TypeError:
+        dt = None
+    if dt != np.float32:
+        raise ValueError(f"{what} must be 'float32' (or absent), got {value!r}")
+    return dt
+
+
+def _check_arrays(opt, arrays, what, refs, half=False):
+    """Each array of ``arrays`` has the dtype and shape of its ``refs`` (``half``: the same
+    16-bit format, bfloat16 as ``ml_dtypes.bfloat16`` or ``uint16`` alike)."""
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != len(refs):
+        raise ValueError(f"{what} must be a list of {len(refs)} arrays")
+    for key, ref, arr in zip(opt._keys, refs, arrays):
         name = f"{what}[{key!r}]"
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be an ndarray, got {type(arr).__name__}")
+        if half and _half.kind_of(arr.dtype) == _half.kind_of(ref.dtype):
+            arr = arr.view(ref.dtype)  # only its shape left to check
         _v.check_same_layout(arr, name, ref, f"params[{key!r}]")
     return arrays
 
@@ -205,7 +258,12 @@ def save(opt, path, batches=None):
     if batches is not None:
         arrays["meta.batches"] = np.array(json.dumps(_batches_state(batches)))
     for i, p in enumerate(state["params"]):
-        arrays[f"param.{i}"] = p
+        # bfloat16 as its bits: np.load cannot rebuild ml_dtypes.bfloat16 without pickles.
+        arrays[f"param.{i}"] = _half.bits(p) if _half.kind_of(p.dtype) == _half.BF16 else p
+    if "master" in state:
+        arrays["meta.master_dtype"] = np.array(state["master_dtype"])
+        for i, m in enumerate(state["master"]):
+            arrays[f"master.{i}"] = m
     for s, lst in state["state"].items():
         for i, a in enumerate(lst):
             arrays[f"state.{s}.{i}"] = a
@@ -304,9 +362,13 @@ def _state_from_arrays(opt, data, path, want_batches=False):
     # The state arrays the file holds; whether they are the ones this optimizer keeps is
     # load_state_dict's check, after the hyperparameters that decide them.
     names = sorted({k.split(".")[1] for k in data if k.startswith("state.") and k.count(".") == 2})
+    master_dtype = (scalar("meta.master_dtype", "U") if "meta.master_dtype" in data
+                    else None)  # files without masters have none
     expected = {f"param.{i}" for i in range(n)} | {
         f"state.{s}.{i}" for s in names for i in range(n)}
-    arrays = {k for k in data if k.startswith(("param.", "state."))}
+    if master_dtype is not None:
+        expected |= {f"master.{i}" for i in range(n)}
+    arrays = {k for k in data if k.startswith(("param.", "state.", "master."))}
     if arrays != expected:
         raise ValueError(f"{path!r} holds arrays {sorted(arrays)}; expected "
                          f"{sorted(expected)}")
@@ -325,7 +387,7 @@ def _state_from_arrays(opt, data, path, want_batches=False):
             batches_state = json.loads(scalar("meta.batches", "U"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path!r}: 'meta.batches' is not valid JSON ({exc})") from None
-    return {
+    state = {
         "optimizer": scalar("meta.optimizer", "U"),
         "version": version,
         "keys": [str(k) for k in keys],
@@ -335,4 +397,8 @@ def _state_from_arrays(opt, data, path, want_batches=False):
         "hyperparameters": hyper,
         "params": [data[f"param.{i}"] for i in range(n)],
         "state": {s: [data[f"state.{s}.{i}"] for i in range(n)] for s in names},
-    }, batches_state
+    }
+    if master_dtype is not None:
+        state["master_dtype"] = master_dtype
+        state["master"] = [data[f"master.{i}"] for i in range(n)]
+    return state, batches_state

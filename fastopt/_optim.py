@@ -20,10 +20,11 @@ import threading
 import numpy as np
 
 from . import _checkpoint
+from . import _half
 from . import _ops as _fast_ops
 from . import _validation as _v
 from ._clip import global_norm
-from ._packing import PackedArrays, pack_like
+from ._packing import PackedArrays, _views, pack_like
 from ._scalars import adagrad_lr, bias_correction, clip_coefficient
 from .schedules import Schedule, as_schedule
 
@@ -103,6 +104,18 @@ class Optimizer(_v.StrictAttributes):
         Clip the gradients' global L2 norm to this value inside :meth:`step`, as
         :func:`fastopt.clip_grad_norm` would (docs/contract.md §8), without writing the
         gradients: the scaling is fused into the update. ``last_grad_norm`` holds the norm.
+    master_dtype : None or np.float32, default None
+        ``np.float32`` for 16-bit parameters (``np.float16``, ``ml_dtypes.bfloat16``, or
+        ``uint16`` arrays holding bfloat16 bits; formats may differ between arrays): the
+        optimizer keeps a float32 *master* copy of each (widened exactly) and float32 state,
+        and each step updates the master with the 16-bit gradients (widened exactly) and
+        rewrites the 16-bit arrays, in place through ``uint16`` views, as the master rounded to
+        nearest even (docs/contract.md §14). 16-bit parameters without it are refused (16-bit
+        state cannot hold small updates: ``bfloat16(256) + bfloat16(1) == 256``), and so are
+        float32/float64 parameters with it (they are their own masters: build a separate
+        optimizer for them). Packed 16-bit parameters (``fastopt.pack(..., dtype=np.float16)``)
+        get one packed master buffer and packed state: one kernel call a step. The masters are
+        :attr:`master`; checkpoints, copies and pickles hold them. Read-only once built.
 
     Every hyperparameter is an attribute, validated when assigned (a fixed one, which sizes
     the state, cannot be assigned); so are ``lr``, ``nonfinite``, ``max_grad_norm``, ``t`` (steps
@@ -140,7 +153,8 @@ class Optimizer(_v.StrictAttributes):
     nonfinite = Hyper(_check_nonfinite)
     max_grad_norm = Hyper(_check_max_grad_norm)
 
-    def __init__(self, params, lr, nonfinite="propagate", max_grad_norm=None, **hyper):
+    def __init__(self, params, lr, nonfinite="propagate", max_grad_norm=None, master_dtype=None,
+                 **hyper):
         # Held by step (non-blocking: a second thread raises instead of waiting).
         self._busy = threading.Lock()
         self._keys, arrays = _normalize_params(params)
@@ -151,8 +165,10 @@ class Optimizer(_v.StrictAttributes):
         self._user_dict = (params if self._dict_params and not isinstance(params, PackedArrays)
                            else None)
         self._names = [f"params[{k!r}]" for k in self._keys]
-        for name, arr in zip(self._names, arrays):
-            _v.check_float_array(arr, name, writeable=True)
+        self._master_dtype = master = _v.check_master_dtype(master_dtype)
+        # The 16-bit format of each parameter (docs/contract.md §14), None without a master.
+        self._kinds = [_v.check_param_array(arr, name, master)
+                       for name, arr in zip(self._names, arrays)]
         _v.check_no_overlap(list(zip(self._names, arrays)))
         self._hyper = self._checked_hyper(dict(lr=lr, nonfinite=nonfinite,
                                                max_grad_norm=max_grad_norm, **hyper))
@@ -161,39 +177,72 @@ class Optimizer(_v.StrictAttributes):
         self._table = self._calls = self._packed_call = None
         self._params = arrays
         self._packed = params if isinstance(params, PackedArrays) else None
+        # What the rule steps: the parameters themselves, or (16-bit parameters) their float32
+        # masters, widened exactly; a packed dict gets one packed master buffer, same layout.
+        self._master_packed = None
+        if master is None:
+            stepped, packed_stepped = arrays, self._packed
+            self._masters = None
+        else:
+            if self._packed is not None:
+                kind = self._kinds[0]
+                buffer = np.empty(self._packed.buffer.size, np.float32)
+                buffer[...] = _half.widen(_half.bits(self._packed.buffer), kind)
+                packed_stepped = self._master_packed = _views(
+                    buffer, [(k, shape) for k, shape, _ in self._packed.layout], None)
+                stepped = [packed_stepped[k] for k in self._keys]
+            else:
+                packed_stepped = None
+                stepped = []
+                for arr, kind in zip(arrays, self._kinds):
+                    m = np.empty(arr.shape, np.float32)
+                    m[...] = _half.widen(_half.bits(arr), kind).reshape(arr.shape)
+                    stepped.append(m)
+            self._masters = stepped
+            # The user's arrays as uint16 (views, no copy): the kernels write the rounded master.
+            self._flat_bits = [_half.bits(a).reshape(-1) for a in arrays]
         self._state_names = tuple(s for s in self._kernel_states if self._has_state(s))
-        if self._packed is not None:
-            packed_state = {s: pack_like(self._packed) for s in self._state_names}
+        if packed_stepped is not None:
+            packed_state = {s: pack_like(packed_stepped) for s in self._state_names}
             self._state = {s: [packed_state[s][k] for k in self._keys]
                            for s in self._state_names}
             self._packed_state_buffers = [
                 packed_state[s].buffer if s in packed_state else None
                 for s in self._kernel_states]
         else:
-            self._state = {s: [np.zeros_like(a) for a in arrays] for s in self._state_names}
+            self._state = {s: [np.zeros_like(a) for a in stepped] for s in self._state_names}
         for s in self._state_names:
             for a in self._state[s]:
                 a[...] = self._initial_state(s)
-        self._flat = [a.reshape(-1) for a in arrays]
+        self._flat = [a.reshape(-1) for a in stepped]
         self._flat_states = [[self._state[s][i].reshape(-1) if s in self._state else None
                               for s in self._kernel_states] for i in range(len(arrays))]
+        masters = [] if self._masters is None else self._masters
+        master_names = [f"master[{k!r}]" for k in self._keys] if masters else []
         # Overlap of a gradient with our arrays: when every one of them owns its memory (no
         # view of a user buffer), a gradient that owns its memory overlaps one only by being it.
-        ours = list(arrays) + [a for s in self._state_names for a in self._state[s]]
+        ours = (list(arrays) + masters
+                + [a for s in self._state_names for a in self._state[s]])
         self._ours_owned = all(a.flags.owndata for a in ours)
         self._our_ids = {id(a) for a in ours}
         if self._packed is not None:
             self._our_ids.add(id(self._packed.buffer))
-        self._ours_named = (list(zip(self._names, arrays))
+        if self._master_packed is not None:
+            self._our_ids.add(id(self._master_packed.buffer))
+        self._ours_named = (list(zip(self._names, arrays)) + list(zip(master_names, masters))
                             + [(f"{s}[{i}]", a) for s in self._state_names
                                for i, a in enumerate(self._state[s])])
         # Every array a step writes, for the per-step read-only test (in _flat_grads).
-        self._written = list(arrays) + [a for s in self._state_names for a in self._state[s]]
-        self._written_names = self._names + [f"state({s!r})[{k!r}]" for s in self._state_names
-                                             for k in self._keys]
+        self._written = (list(arrays) + masters
+                         + [a for s in self._state_names for a in self._state[s]])
+        self._written_names = self._names + master_names + [
+            f"state({s!r})[{k!r}]" for s in self._state_names for k in self._keys]
         if self._packed is not None:
             self._written.append(self._packed.buffer)
             self._written_names.append("params.buffer")
+            if self._master_packed is not None:
+                self._written.append(self._master_packed.buffer)
+                self._written_names.append("the buffer of the masters")
             for s, buf in zip(self._kernel_states, self._packed_state_buffers):
                 if buf is not None:
                     self._written.append(buf)
@@ -273,6 +322,8 @@ class Optimizer(_v.StrictAttributes):
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        if self._master_dtype is not None:
+            args += ", master_dtype=float32"
         return f"{type(self).__name__}({len(self._params)} arrays, {args}, step {self._t})"
 
     # -- threads and copies ------------------------------------------------------------------
@@ -315,15 +366,18 @@ class Optimizer(_v.StrictAttributes):
         else:
             params = list(self._params)
         state = {s: list(self._state[s]) for s in self._state_names}
+        masters = None if self._masters is None else list(self._masters)
         # The user's dict too, so that the copy checks it for rebound entries as the original
         # does (deepcopy's and pickle's memo make it the dict copied beside the optimizer, as
-        # in params2, opt2 = copy.deepcopy((params, opt))).
+        # in params2, opt2 = copy.deepcopy((params, opt))). The masters are copied too: they
+        # hold more than the 16-bit parameters (a copy rebuilt from those would step elsewhere).
         return _restore, (type(self), params, dict(self._hyper), self._t, self._skipped,
-                          self._last_grad_norm, state, self._user_dict)
+                          self._last_grad_norm, state, self._user_dict, self._master_dtype,
+                          masters)
 
     # -- stepping ----------------------------------------------------------------------------
 
-    def step(self, grads):
+    def step(self, grads, grad_scale=None, found_inf=None):
         """Update every parameter in place with ``grads``.
 
         Parameters
@@ -331,12 +385,30 @@ class Optimizer(_v.StrictAttributes):
         grads : dict or list/tuple of ndarray
             Same structure as the parameters (the same keys, or the same length), each of its
             parameter's dtype and shape, C-contiguous; only read. The course's gradient dicts
-            (``dW1, db1, ...``) go to :mod:`fastopt.lab`'s functions instead.
+            (``dW1, db1, ...``) go to :mod:`fastopt.lab`'s functions instead. For 16-bit
+            parameters (``master_dtype=np.float32``) each gradient is in its parameter's
+            16-bit format (bfloat16: ``ml_dtypes.bfloat16`` or ``uint16`` bits).
+        grad_scale : float, optional
+            Loss scaling, as torch's ``GradScaler`` does it: the factor ``S`` (finite, > 0)
+            the loss was multiplied by, so that ``grads`` are ``S`` times the true gradients.
+            The step uses ``g * c`` with ``c = 1/S`` computed in Python float64 (times the
+            clipping coefficient when ``max_grad_norm`` clips; the clipping norm, and
+            ``last_grad_norm``, are the unscaled gradients' norm, ``norm(grads) / S``), rounded
+            once to the compute dtype by the kernel (docs/contract.md §14). ``grads`` are not
+            written. For a power of two ``S`` (GradScaler's ``2**16``, halved and doubled) this
+            is ``g / S`` bit for bit; for another ``S`` it may differ from a division by one
+            unit in the last place.
+        found_inf : bool, number or 0-d/one-element ndarray, optional
+            Non-zero (a loss scaler's verdict that a gradient overflowed): the whole step is
+            skipped before anything is written, as ``nonfinite="skip"`` skips: ``step``
+            returns False, ``t`` is not advanced and ``skipped`` counts it. The gradients are
+            still validated first (a malformed one raises).
 
         Returns
         -------
         bool
-            True if the parameters were updated, False if ``nonfinite="skip"`` skipped it.
+            True if the parameters were updated, False if the step was skipped
+            (``found_inf``, or ``nonfinite="skip"``).
 
         Raises
         ------
@@ -352,11 +424,11 @@ class Optimizer(_v.StrictAttributes):
         if not busy.acquire(False):
             raise self._busy_error()
         try:
-            return self._step_held(grads)
+            return self._step_held(grads, grad_scale, found_inf)
         finally:
             busy.release()
 
-    def _step_held(self, grads):
+    def _step_held(self, grads, grad_scale=None, found_inf=None):
         """:meth:`step` with the step lock already held by the caller (:meth:`step`, or
         :mod:`fastopt.distributed`, which takes it before the ranks agree to step)."""
         if self._user_dict is not None:
@@ -364,19 +436,25 @@ class Optimizer(_v.StrictAttributes):
         if self._t >= _v.MAX_COUNT or self._skipped >= _v.MAX_COUNT:
             _v.check_room_for_a_step(self._t, self._skipped)
         flat_grads = self._flat_grads(grads)
-        checks = (grads.buffer,) if flat_grads is None else flat_grads
+        scale = 1.0
+        if grad_scale is not None:
+            grad_scale = _v.check_loss_scale(grad_scale, "grad_scale")
+            scale = 1.0 / grad_scale  # Python float64, rounded once by the kernel
+        if found_inf is not None and _v.check_found_inf(found_inf, "found_inf"):
+            self._skipped += 1  # decided before anything is written; t does not move
+            return False
         hyper = self._hyper
-        scale, norm = 1.0, None
-        finite = None
+        norm = finite = None
         if hyper["max_grad_norm"] is not None:
             # The norm of each array in parameter order (a packed buffer by its entries), so
             # that dict, list and packed gradients give the same norm (docs/contract.md §8).
-            entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
-            norm = global_norm(self._ops, entries)
+            norm = self._grad_norm(grads, flat_grads)
             finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
-            scale = clip_coefficient(norm, hyper["max_grad_norm"])
+            if grad_scale is not None:
+                norm = norm / grad_scale  # the unscaled gradients' norm
+            scale = scale * clip_coefficient(norm, hyper["max_grad_norm"])
         if (hyper["nonfinite"] != "propagate" and finite is None
-                and not all(self._ops.all_finite(g) for g in checks)):
+                and not self._all_finite(grads, flat_grads)):
             if hyper["nonfinite"] == "raise":
                 raise NonFiniteGradientError(
                     f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
@@ -385,6 +463,27 @@ class Optimizer(_v.StrictAttributes):
             return False
         self._apply(grads, scale, norm, flat_grads)
         return True
+
+    def _grad_norm(self, grads, flat_grads):
+        """The global L2 norm of the gradients as given, each array in parameter order (16-bit
+        ones widened exactly: the gradient as the rule uses it, before any scaling)."""
+        entries = [grads[k] for k in self._keys] if flat_grads is None else flat_grads
+        if self._masters is None:
+            return global_norm(self._ops, entries)
+        total = 0.0
+        for g, kind in zip(entries, self._kinds):
+            total += self._ops.sumsq_half(_half.bits(g), kind)
+        return math.sqrt(total)
+
+    def _all_finite(self, grads, flat_grads):
+        """Whether no gradient element is inf or NaN (a packed buffer in one pass)."""
+        ops = self._ops
+        if self._masters is None:
+            checks = (grads.buffer,) if flat_grads is None else flat_grads
+            return all(ops.all_finite(g) for g in checks)
+        if flat_grads is None:
+            return ops.all_finite_half(_half.bits(grads.buffer), self._kinds[0])
+        return all(ops.all_finite_half(g, kind) for g, kind in zip(flat_grads, self._kinds))
 
     def _check_still_bound(self):
         """Raise if an entry of the parameter dict no longer holds the array we update: one
@@ -428,7 +527,16 @@ class Optimizer(_v.StrictAttributes):
         scalars = self._scalars(lr, scale)
         if self._ops.kernel_table() is not self._table:  # first step, or a new SIMD variant
             self._bind_kernels()
-        if flat_grads is None:
+        if self._masters is not None:
+            # 16-bit parameters: the rule steps the float32 master and state; the kernel's
+            # last argument, the parameter's uint16 bits, receives the master rounded.
+            if flat_grads is None:
+                kernel, m, states, bits = self._packed_call
+                kernel(m, _half.bits(grads.buffer), *states, *scalars, bits)
+            else:
+                for (kernel, m, states, bits), g in zip(self._calls, flat_grads):
+                    kernel(m, g, *states, *scalars, bits)
+        elif flat_grads is None:
             kernel, p, states = self._packed_call
             kernel(p, grads.buffer, *states, *scalars)
         else:
@@ -440,14 +548,23 @@ class Optimizer(_v.StrictAttributes):
         memoryviews (a kernel takes those without a new buffer request)."""
         table = self._table = self._ops.kernel_table()
 
-        def call(p, states):
+        def call(p, states, bits=None, kind=None):
             view = table["as_view", p.dtype]
-            return (table[self._rule, p.dtype], view(p),
-                    [None if s is None else view(s) for s in states])
+            views = [None if s is None else view(s) for s in states]
+            if kind is None:
+                return table[self._rule, p.dtype], view(p), views
+            return table[self._rule, kind], view(p), views, table["as_view", kind](bits)
 
-        self._calls = [call(p, states) for p, states in zip(self._flat, self._flat_states)]
+        if self._masters is None:
+            self._calls = [call(p, states) for p, states in zip(self._flat, self._flat_states)]
+            if self._packed is not None:
+                self._packed_call = call(self._packed.buffer, self._packed_state_buffers)
+            return
+        self._calls = [call(m, states, bits, kind) for m, states, bits, kind in
+                       zip(self._flat, self._flat_states, self._flat_bits, self._kinds)]
         if self._packed is not None:
-            self._packed_call = call(self._packed.buffer, self._packed_state_buffers)
+            self._packed_call = call(self._master_packed.buffer, self._packed_state_buffers,
+                                     _half.bits(self._packed.buffer), self._kinds[0])
 
     def _scalars(self, lr, scale):
         """The kernel's arguments after the arrays, for a step with ``lr`` whose gradients are
@@ -480,18 +597,24 @@ class Optimizer(_v.StrictAttributes):
         flat = []
         owned = self._ours_owned
         our_ids = self._our_ids
+        half = self._masters is not None
         for key, p, g in zip(self._keys, self._params, arrays):
             if not (type(g) is np.ndarray and g.dtype is p.dtype and g.shape == p.shape
                     and g.flags.c_contiguous):
                 name = f"grads[{key!r}]"
-                _v.check_float_array(g, name, writeable=False)
-                _v.check_same_layout(g, name, p, f"params[{key!r}]")
+                if half:
+                    _v.check_half_grad(g, name, p, f"params[{key!r}]")
+                else:
+                    _v.check_float_array(g, name, writeable=False)
+                    _v.check_same_layout(g, name, p, f"params[{key!r}]")
             if owned:
                 if not g.flags.owndata:
                     owned = False
                 elif id(g) in our_ids:
                     raise ValueError(f"grads[{key!r}] is one of the optimizer's own arrays (a "
                                      f"parameter or its state); pass a separate gradient array")
+            if half:
+                g = _half.bits(g)
             flat.append(g if g.ndim == 1 else g.reshape(-1))
         if not owned:
             named = [(f"grads[{k!r}]", g) for k, g in zip(self._keys, arrays)]
@@ -576,6 +699,32 @@ class Optimizer(_v.StrictAttributes):
             return dict(zip(self._keys, self._params))
         return list(self._params)
 
+    master_dtype = property(
+        lambda self: self._master_dtype,
+        _v.read_only_setter("master_dtype", "it sizes the master and state buffers, fixed when "
+                            "the optimizer is built; build a new optimizer to change it"),
+        doc="""None, or ``np.dtype("float32")``: the dtype of the master copies of 16-bit
+        parameters (see :class:`Optimizer`). Read-only: it sizes the optimizer's buffers.""")
+
+    @property
+    def master(self):
+        """The weights the rule steps at full precision, in the structure of the parameters
+        (dict or list).
+
+        With ``master_dtype=np.float32``: the float32 master copies (for packed parameters,
+        views into one packed float32 buffer), the optimizer's own arrays, updated in place by
+        each step. Read them (evaluate, export or average the float32 model), copy them; a
+        write into them changes what the next step starts from, and the 16-bit parameters are
+        rewritten from them at that step (or at once by :meth:`load_state_dict`). The 16-bit
+        parameters are only ever written, never read back: a value written into one directly
+        is overwritten at the next step. Do not pass these arrays to :meth:`step`.
+
+        Without ``master_dtype``: the parameters themselves (float32/float64 parameters are
+        their own masters), so that code reading ``opt.master`` works for both.
+        """
+        arrays = self._params if self._masters is None else self._masters
+        return dict(zip(self._keys, arrays)) if self._dict_params else list(arrays)
+
     @property
     def state_names(self):
         """The state arrays this optimizer keeps, e.g. ``("m", "v")``."""
@@ -594,14 +743,26 @@ class Optimizer(_v.StrictAttributes):
         return dict(zip(self._keys, arrays)) if self._dict_params else list(arrays)
 
 
-def _restore(cls, params, hyper, t, skipped, last_grad_norm, state, user_dict=None):
+def _restore(cls, params, hyper, t, skipped, last_grad_norm, state, user_dict=None,
+             master_dtype=None, masters=None):
     """An optimizer of class ``cls`` over ``params`` (already copied by deepcopy or pickle),
     with the step count, counters and state arrays of the one copied (Optimizer.__reduce_ex__).
     Built through the constructor's checks; the state arrays must match the new ones.
     ``user_dict``: the copy of the dict the original was built on, checked at each step for
-    entries rebound to other arrays."""
+    entries rebound to other arrays. ``master_dtype`` and ``masters``: the 16-bit parameters'
+    float32 masters (None without)."""
     opt = cls.__new__(cls)
-    Optimizer.__init__(opt, params, **hyper)
+    Optimizer.__init__(opt, params, master_dtype=master_dtype, **hyper)
+    if (masters is None) != (opt._masters is None) or (
+            masters is not None and len(masters) != len(opt._masters)):
+        raise ValueError(f"the copied {cls.__name__}'s master weights do not match its "
+                         f"parameters")
+    for i, (dst, src) in enumerate(zip(opt._masters or (), masters or ())):
+        if not (isinstance(src, np.ndarray) and src.dtype == dst.dtype
+                and src.shape == dst.shape):
+            raise ValueError(f"the copied {cls.__name__}'s master[{i}] does not match its "
+                             f"parameter's shape")
+        dst[...] = src
     if set(state) != set(opt._state_names):
         raise ValueError(f"the copied {cls.__name__} has state {sorted(state)}; expected "
                          f"{sorted(opt._state_names)}")
@@ -673,8 +834,9 @@ class SGD(Optimizer):
     maximize = Hyper(_v.check_bool)
 
     def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None):
-        super().__init__(params, lr, nonfinite, max_grad_norm, momentum=momentum,
+                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None,
+                 master_dtype=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, master_dtype, momentum=momentum,
                          dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
                          maximize=maximize)
 
@@ -705,8 +867,9 @@ class Momentum(Optimizer):
     maximize = Hyper(_v.check_bool)
 
     def __init__(self, params, lr=0.01, beta=0.9, nesterov=False, weight_decay=0.0,
-                 maximize=False, nonfinite="propagate", max_grad_norm=None):
-        super().__init__(params, lr, nonfinite, max_grad_norm, beta=beta, nesterov=nesterov,
+                 maximize=False, nonfinite="propagate", max_grad_norm=None, master_dtype=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, master_dtype, beta=beta,
+                         nesterov=nesterov,
                          weight_decay=weight_decay, maximize=maximize)
 
     def _scalars(self, lr, scale):
@@ -736,8 +899,9 @@ class RMSProp(Optimizer):
     maximize = Hyper(_v.check_bool)
 
     def __init__(self, params, lr=0.001, beta=0.9, eps=1e-8, centered=False, momentum=0.0,
-                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None):
-        super().__init__(params, lr, nonfinite, max_grad_norm, beta=beta, eps=eps,
+                 weight_decay=0.0, maximize=False, nonfinite="propagate", max_grad_norm=None,
+                 master_dtype=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, master_dtype, beta=beta, eps=eps,
                          centered=centered, momentum=momentum, weight_decay=weight_decay,
                          maximize=maximize)
 
@@ -792,8 +956,10 @@ class Adam(Optimizer):
     maximize = Hyper(_v.check_bool)
 
     def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None):
-        super().__init__(params, lr, nonfinite, max_grad_norm, beta1=beta1, beta2=beta2,
+                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None,
+                 master_dtype=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, master_dtype, beta1=beta1,
+                         beta2=beta2,
                          eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
 
     def _has_state(self, name):
@@ -826,9 +992,10 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None):
+                 amsgrad=False, maximize=False, nonfinite="propagate", max_grad_norm=None,
+                 master_dtype=None):
         super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                         nonfinite, max_grad_norm)
+                         nonfinite, max_grad_norm, master_dtype)
 
 
 class Adagrad(Optimizer):
@@ -848,8 +1015,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, maximize=False,
-                 nonfinite="propagate", max_grad_norm=None):
-        super().__init__(params, lr, nonfinite, max_grad_norm, lr_decay=lr_decay,
+                 nonfinite="propagate", max_grad_norm=None, master_dtype=None):
+        super().__init__(params, lr, nonfinite, max_grad_norm, master_dtype, lr_decay=lr_decay,
                          weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps,
                          maximize=maximize)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import _half
 from . import _validation as _v
 
 __all__ = ["PackedArrays", "pack", "pack_like"]
@@ -167,10 +168,16 @@ def pack(params, dtype=None):
     ----------
     params : dict of str to array_like
         The arrays, in the order they will be laid out.
-    dtype : float32 or float64, optional
-        The buffer's dtype; by default the common dtype of the arrays, which must all be
-        float32 or all be float64. Given, real numbers of any dtype are converted to it;
-        strings, complex numbers and values beyond its range raise, as for an assignment.
+    dtype : float32, float64 or a 16-bit format, optional
+        The buffer's dtype; by default the common dtype of the arrays, which must all have the
+        same one. Given, real numbers of any dtype are converted to it; strings, complex
+        numbers and values beyond its range raise, as for an assignment. The 16-bit formats
+        (docs/contract.md §14) are ``np.float16``, ``ml_dtypes.bfloat16`` and ``np.uint16``
+        (bfloat16 bits): values of the same format are copied bit for bit (``uint16`` and
+        ``ml_dtypes.bfloat16`` alike), others rounded to nearest even as ``fastopt._half``
+        does. A packed 16-bit dict given to an optimizer built with
+        ``master_dtype=np.float32`` gets one packed float32 master buffer and packed state:
+        one kernel call a step.
 
     Returns
     -------
@@ -196,17 +203,18 @@ def pack(params, dtype=None):
         if isinstance(value, np.ndarray):  # before np.asarray, which would drop a mask
             _v.check_plain_array(value, f"params[{key!r}]")
         arr = np.asarray(value)
-        if arr.dtype.kind != "f" and dtype is None:
-            raise TypeError(f"params[{key!r}] has dtype {arr.dtype}; expected float32 or "
-                            f"float64 (or pass dtype=)")
+        if dtype is None and arr.dtype.kind != "f" and _half.kind_of(arr.dtype) is None:
+            raise TypeError(f"params[{key!r}] has dtype {arr.dtype}; expected float32, "
+                            f"float64 or a 16-bit format (or pass dtype=)")
         arrays[key] = arr
     if dtype is None:
         dtypes = {arr.dtype for arr in arrays.values()}
         if len(dtypes) != 1:
             raise TypeError(f"params mixes dtypes {sorted(str(d) for d in dtypes)}; pass "
-                            f"dtype=np.float32 or np.float64 to convert them all")
+                            f"dtype=np.float32 or np.float64 (or a 16-bit format) to convert "
+                            f"them all")
         dtype = dtypes.pop()
-    dtype = _v.check_float_dtype(dtype)
+    dtype = _v.check_pack_dtype(dtype)
     arrays = {key: _v.converted(arr, dtype, f"params[{key!r}]") for key, arr in arrays.items()}
     total = sum(arr.size for arr in arrays.values())
     return _views(np.empty(total, dtype), [(k, a.shape) for k, a in arrays.items()], arrays)

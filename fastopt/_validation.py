@@ -19,6 +19,8 @@ import operator
 
 import numpy as np
 
+from . import _half
+
 try:
     # The compiled "common case?" test of one update's arrays (fastopt/_kernels.pyx, ~0.1 us for
     # Adam's five arrays against ~2.5 us for _fast_valid plus six np.may_share_memory calls).
@@ -223,6 +225,19 @@ def check_step(t, name="t"):
     return t
 
 
+def check_pack_dtype(dtype, name="dtype"):
+    """Return ``np.dtype(dtype)`` for a packed buffer: float32, float64, or a 16-bit format
+    (np.float16, ml_dtypes.bfloat16, uint16 holding bfloat16 bits)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or (dt not in FLOAT_DTYPES and _half.kind_of(dt) is None):
+        raise TypeError(f"{name} must be float32, float64 or a 16-bit format ({_HALF_FORMS}), "
+                        f"got {dtype if dt is None else dt}")
+    return dt
+
+
 def check_float_dtype(dtype, name="dtype"):
     """Return ``np.dtype(dtype)``; it must be float32 or float64."""
     try:
@@ -297,6 +312,10 @@ def converted(value, dtype, name):
         arr = np.asarray(value)
     except (TypeError, ValueError, OverflowError) as err:
         raise TypeError(f"{name} cannot be converted to {dtype}: {err}") from None
+    if _half.kind_of(dtype) is not None:
+        return _converted_half(arr, np.dtype(dtype), name)
+    if arr.dtype.kind == "V" and _half.kind_of(arr.dtype) == _half.BF16:
+        arr = _half.widen(_half.bits(arr), _half.BF16)  # ml_dtypes.bfloat16: exact in float32
     kind = arr.dtype.kind
     if kind not in "biuf":
         what = _KINDS.get(kind, f"values of dtype {arr.dtype}")
@@ -316,6 +335,48 @@ def converted(value, dtype, name):
     return out
 
 
+def _converted_half(arr, dtype, name):
+    """:func:`converted` into a 16-bit format: the same format is copied bit for bit (for
+    bfloat16, ``uint16`` bits and ``ml_dtypes.bfloat16`` alike); real numbers are rounded to
+    nearest even by ``fastopt._half.narrow`` (its NaN rules), float64 through float32 rounded
+    to odd, so that the result is the correctly rounded float64 value, not a double rounding."""
+    kind, source = _half.kind_of(dtype), _half.kind_of(arr.dtype)
+    if source == kind:
+        return np.ascontiguousarray(arr).view(dtype)
+    if source is not None:
+        x = _half.widen(_half.bits(np.ascontiguousarray(arr)), source)
+    elif arr.dtype.kind in "biuf":
+        x = arr
+    else:
+        what = _KINDS.get(arr.dtype.kind, f"values of dtype {arr.dtype}")
+        raise TypeError(f"{name} cannot be converted to {dtype}: it holds {what} (dtype "
+                        f"{arr.dtype}), and only real numbers are copied; convert them yourself "
+                        f"first (e.g. np.real(x), or np.asarray(x, dtype=float) for text)")
+    with np.errstate(all="ignore"):  # overflow checked below, with the value named
+        if x.dtype == _F32 or x.dtype == np.float16:
+            x32 = x.astype(_F32)  # exact
+        else:
+            wide = x.astype(_F64)
+            x32 = wide.astype(_F32)
+            u = x32.view(np.uint32)
+            # Round to odd: an inexact float32 with an even significand moves one ULP towards
+            # the float64 value. 24 bits rounded to odd, then to 8 or 11 bits to nearest even,
+            # is the float64 value rounded once to nearest even.
+            odd = (x32.astype(_F64) != wide) & ((u & 1) == 0) & ~np.isnan(wide)
+            if odd.any():
+                down = np.abs(x32.astype(_F64)) > np.abs(wide)
+                u = np.where(odd, np.where(down, u - 1, u + 1), u).astype(np.uint32)
+                x32 = u.view(_F32).reshape(x32.shape)
+        out = _half.narrow(x32, kind).reshape(arr.shape)
+        overflow = np.isfinite(x) & ~_half.finite(out, kind)
+    if overflow.any():
+        where = tuple(int(i) for i in np.argwhere(overflow)[0])
+        raise ValueError(f"{name} holds {x[where].item()!r} (at index {where}), beyond the range "
+                         f"of {kind} (largest {'65504' if kind == _half.F16 else '3.3895e38'}): it "
+                         f"would become inf; scale it first")
+    return out.view(dtype)
+
+
 def check_float_array(arr, name, *, writeable):
     """Check that ``arr`` is a C-contiguous float32/float64 ndarray (writeable if asked), not
     a subclass with its own indexing (:func:`check_plain_array`).
@@ -331,15 +392,7 @@ def check_float_array(arr, name, *, writeable):
         raise TypeError(
             f"{name} has dtype {arr.dtype}; expected float32 or float64 "
             f"(convert it once with {name}.astype(np.float32) or np.float64)")
-    flags = arr.flags
-    if not flags.c_contiguous:
-        raise ValueError(
-            f"{name} is not C-contiguous; fastopt updates arrays in place and never copies "
-            f"silently: make a contiguous array once with np.ascontiguousarray({name}) and keep it")
-    if writeable and not flags.writeable:
-        raise ValueError(
-            f"{name} is read-only but is updated in place; pass a writeable array "
-            f"(e.g. {name}.copy())")
+    _check_contiguous_writeable(arr, name, writeable)
 
 
 def check_same_layout(arr, name, ref, ref_name):
@@ -489,6 +542,142 @@ def check_update_arrays(written, read):
         return
     check_update_layout(written, read)
     check_no_overlap(written, read)
+
+
+# --- 16-bit parameters (docs/contract.md §14): master copies, loss scaling ---------------------
+
+_HALF_FORMS = "np.float16, ml_dtypes.bfloat16, or uint16 holding bfloat16 bits"
+
+
+def check_master_dtype(value, name="master_dtype"):
+    """Return None or ``np.dtype(np.float32)``: the dtype of the master copies an optimizer
+    keeps for 16-bit parameters (the kernels step float32 masters only)."""
+    if value is None:
+        return None
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt != _F32:
+        raise TypeError(f"{name} must be None or np.float32 (the dtype of the master copies of "
+                        f"16-bit parameters; fastopt keeps float32 masters only), got {value!r}")
+    return _F32
+
+
+def half_params_need_master(name, dtype):
+    """The ``TypeError`` of a 16-bit parameter given to an optimizer without a master copy."""
+    return TypeError(
+        f"{name} has dtype {dtype}, a 16-bit format, and this optimizer was built without "
+        f"master_dtype: 16-bit state could not hold small updates (in bfloat16, 256 + 1 == 256: "
+        f"a step below half a unit in the last place is lost at every step). Pass "
+        f"master_dtype=np.float32: the optimizer then keeps a float32 master copy and float32 "
+        f"state, and rewrites {name} as the master rounded after each step")
+
+
+def check_param_array(arr, name, master_dtype):
+    """Check one parameter of an optimizer: a float32/float64 array (:func:`check_float_array`)
+    when ``master_dtype`` is None, a 16-bit one (``_half.kind_of``) when it is float32. Returns
+    the 16-bit kind, or None."""
+    kind = _half.kind_of(arr.dtype) if isinstance(arr, np.ndarray) else None
+    if master_dtype is None:
+        if kind is not None:
+            raise half_params_need_master(name, arr.dtype)
+        check_float_array(arr, name, writeable=True)
+        return None
+    if kind is None:
+        if isinstance(arr, np.ndarray) and arr.dtype in FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype}; master_dtype=np.float32 is for 16-bit "
+                f"parameters ({_HALF_FORMS}), which the optimizer steps through float32 "
+                f"copies. A {arr.dtype} parameter is its own master: build the optimizer "
+                f"without master_dtype (and a separate one, with master_dtype=np.float32, for "
+                f"the 16-bit arrays)")
+        raise TypeError(
+            f"{name} must be a numpy.ndarray of a 16-bit float format ({_HALF_FORMS}) when "
+            f"master_dtype=np.float32, got "
+            f"{f'dtype {arr.dtype}' if isinstance(arr, np.ndarray) else _describe(arr)}")
+    check_plain_array(arr, name)
+    _check_contiguous_writeable(arr, name, True)
+    return kind
+
+
+def _check_contiguous_writeable(arr, name, writeable):
+    flags = arr.flags
+    if not flags.c_contiguous:
+        raise ValueError(
+            f"{name} is not C-contiguous; fastopt updates arrays in place and never copies "
+            f"silently: make a contiguous array once with np.ascontiguousarray({name}) and keep it")
+    if writeable and not flags.writeable:
+        raise ValueError(
+            f"{name} is read-only but is updated in place; pass a writeable array "
+            f"(e.g. {name}.copy())")
+
+
+def check_half_grad(grad, name, param, param_name):
+    """Check the gradient of a 16-bit parameter: an ndarray of the same 16-bit format (for
+    bfloat16, ``ml_dtypes.bfloat16`` or its ``uint16`` bits), the same shape, C-contiguous."""
+    kind = _half.kind_of(param.dtype)
+    if not isinstance(grad, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of {kind} (the format of {param_name}), "
+                        f"got {_describe(grad)}")
+    check_plain_array(grad, name)
+    if _half.kind_of(grad.dtype) != kind:
+        forms = ("ml_dtypes.bfloat16 or its uint16 bits" if kind == _half.BF16
+                 else "np.float16")
+        raise TypeError(
+            f"{name} has dtype {grad.dtype}; {param_name} is {kind}, stepped through a float32 "
+            f"master, and its gradient must be {kind} too ({forms}): pass the gradient in the "
+            f"parameter's format, as autodiff of a {kind} model gives it (fastopt does not "
+            f"round a wider gradient for you: that rounding would be a silent choice)")
+    if grad.shape != param.shape:
+        raise ValueError(
+            f"{name} has shape {grad.shape}; expected {param.shape}, the shape of {param_name}")
+    _check_contiguous_writeable(grad, name, False)
+
+
+def check_loss_scale(value, name="grad_scale"):
+    """Return the loss scale ``value`` as a Python float; it must be finite and > 0."""
+    return check_positive(value, name)
+
+
+def check_found_inf(value, name="found_inf"):
+    """Return ``value`` as a bool: True when non-zero. It must be a bool, a real number, or a
+    0-d or one-element ndarray of bools or numbers (what a loss scaler hands over); NaN counts
+    as found."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        if value.size != 1 or value.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a bool, a number, or a 0-d/one-element array of "
+                            f"numbers, got an array of dtype {value.dtype} and shape "
+                            f"{value.shape}")
+        value = value.reshape(()).item()
+    elif isinstance(value, numbers.Real):
+        value = float(value) if not isinstance(value, numbers.Integral) else int(value)
+    else:
+        raise TypeError(f"{name} must be a bool, a number, or a 0-d/one-element array of "
+                        f"numbers (non-zero: skip the step), got {_describe(value)}")
+    return value != 0
+
+
+def mixed_checkpoint_mismatch(what, cls_name, theirs, ours):
+    """The ``ValueError`` of a checkpoint whose master dtype is not the optimizer's."""
+    def describe(dt):
+        return ("no master copy (master_dtype=None)" if dt is None
+                else f"float32 master weights (master_dtype={dt})")
+    return ValueError(
+        f"{what} holds {describe(theirs)}, and this {cls_name} has {describe(ours)}; a "
+        f"checkpoint loads into an optimizer built like the one that wrote it: build this one "
+        f"with master_dtype={'None' if theirs is None else 'np.float32'}")
+
+
+def distributed_master_refused():
+    """The error of a DistributedOptimizer asked for 16-bit parameters."""
+    return TypeError(
+        "fastopt.distributed.DistributedOptimizer does not take 16-bit parameters nor "
+        "master_dtype (float32 masters): its reductions and fingerprints are of float32/float64 "
+        "packed buffers. Train a 16-bit model with a local optimizer (fastopt.Adam(..., "
+        "master_dtype=np.float32)), or pack the distributed parameters as float32")
 
 
 # --- per-rule argument sets: both implementations call these first ----------------------------

@@ -189,6 +189,9 @@ class DistributedOptimizer:
         if not isinstance(params, PackedArrays):
             raise TypeError(f"params must be a PackedArrays made by fastopt.pack, got "
                             f"{type(params).__name__}; pack the arrays first")
+        if (hyperparameters.get("master_dtype") is not None
+                or params.buffer.dtype not in _MPI_TYPES):
+            raise _v.distributed_master_refused()  # 16-bit parameters (docs/contract.md §14)
         if comm is None:
             comm = MPI.COMM_WORLD
         elif not isinstance(comm, MPI.Intracomm):

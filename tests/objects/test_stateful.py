@@ -584,19 +584,33 @@ OPT_ASSIGNMENTS = [
 ]
 
 
+def _opt_dtypes():
+    """float32, float64, and the 16-bit formats (stepped through float32 masters, issue 24)
+    where ml_dtypes is installed (float16 alone otherwise)."""
+    dtypes = [np.float32, np.float64, np.float16]
+    try:
+        import ml_dtypes
+    except ImportError:
+        return dtypes
+    return dtypes + [ml_dtypes.bfloat16]
+
+
 class OptimizerMachine(TwinMachine):
-    """An optimizer of each class over dict, list or packed parameters, stepped next to its
-    reference twin with gradients that may hold inf/NaN or be malformed, through attribute
-    assignments (valid, invalid, fixed), save/load round trips and corrupted files."""
+    """An optimizer of each class over dict, list or packed parameters (float32, float64, or
+    16-bit through float32 masters), stepped next to its reference twin with gradients that may
+    hold inf/NaN or be malformed, loss-scaled or not, through attribute assignments (valid,
+    invalid, fixed), save/load round trips and corrupted files."""
 
     @initialize(name=st.sampled_from(sorted(OPT_CLASSES)),
                 structure=st.sampled_from(["dict", "list", "packed"]),
-                dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 3))
+                dtype=st.sampled_from(_opt_dtypes()), seed=st.integers(0, 3))
     @counted
     def build(self, name, structure, dtype, seed):
         rng = np.random.default_rng(seed)
         values = {k: rng.standard_normal(s).astype(dtype) for k, s in OPT_SHAPES.items()}
         self.structure, self.dtype, self.rng = structure, dtype, rng
+        self.half = np.dtype(dtype).itemsize == 2
+        master = {"master_dtype": np.float32} if self.half else {}
         self.opts = []
         for module in (fastopt, fastopt.reference):
             params = {k: v.copy() for k, v in values.items()}
@@ -604,7 +618,8 @@ class OptimizerMachine(TwinMachine):
                 params = fastopt.pack(params)
             elif structure == "list":
                 params = list(params.values())
-            self.opts.append(getattr(module, name)(params, lr=0.01, **OPT_CLASSES[name]))
+            self.opts.append(getattr(module, name)(params, lr=0.01, **OPT_CLASSES[name],
+                                                   **master))
         self.files = 0
 
     def grads(self, opt, values):
@@ -616,20 +631,25 @@ class OptimizerMachine(TwinMachine):
             return packed
         return values
 
-    @rule(data=st.data(), special=st.sampled_from([None, np.nan, np.inf, "shape", "dtype"]))
+    @rule(data=st.data(), special=st.sampled_from([None, np.nan, np.inf, "shape", "dtype"]),
+          scaling=st.sampled_from([{}, {"grad_scale": 1024.0}, {"grad_scale": 3.0},
+                                   {"found_inf": True}, {"found_inf": np.array([0.0])},
+                                   {"grad_scale": 0.0}, {"found_inf": "no"}]))
     @counted
-    def step(self, data, special):
+    def step(self, data, special, scaling):
         values = {k: (self.rng.standard_normal(s) * 3).astype(self.dtype)
                   for k, s in OPT_SHAPES.items()}
         if special == "shape":
             values["b1"] = values["b1"].reshape(1, 7)
         elif special == "dtype":
-            values["W2"] = values["W2"].astype(np.float16)
+            values["W2"] = values["W2"].astype(np.float32 if self.dtype == np.float16
+                                               else np.float16)
         elif special is not None:
             values["W1"][1, 2] = special
         before = [snapshot(*self.opts[i]._params) for i in range(2)]
-        got, want = outcomes(lambda: self.opts[0].step(self.grads(self.opts[0], values)),
-                             lambda: self.opts[1].step(self.grads(self.opts[1], values)))
+        got, want = outcomes(
+            lambda: self.opts[0].step(self.grads(self.opts[0], values), **scaling),
+            lambda: self.opts[1].step(self.grads(self.opts[1], values), **scaling))
         if special == "dtype" and self.structure == "packed":
             return  # pack_like's update converts: both step, checked by the invariant
         assert_same_outcome(got, want, f"step {special}")
@@ -690,8 +710,21 @@ class OptimizerMachine(TwinMachine):
         assert fast.t == ref.t and fast.skipped == ref.skipped
         assert fast.hyperparameters == ref.hyperparameters
         assert fast.state_names == ref.state_names
+        if self.half:
+            # 16-bit parameters compared as their exact float32 values (NaN positions, not
+            # payloads: docs/contract.md §1), and the masters they are rounded from.
+            from fastopt import _half
+            kind = _half.kind_of(self.dtype)
+            for a, b in zip(fast._params, ref._params):
+                assert_same_bits(_half.widen(_half.bits(a), kind),
+                                 _half.widen(_half.bits(b), kind), "param")
+            for a, b in zip(fast.master.values() if isinstance(fast.master, dict)
+                            else fast.master, ref.master.values()
+                            if isinstance(ref.master, dict) else ref.master):
+                assert_same_bits(a, b, "master")
         for a, b in zip(fast._params, ref._params):
-            assert_same_bits(a, b, "param")
+            if not self.half:
+                assert_same_bits(a, b, "param")
         for s in fast.state_names:
             for a, b in zip(fast._state[s], ref._state[s]):
                 assert_same_bits(a, b, s)

@@ -22,6 +22,12 @@ raises(TypeError, "optimizer_class", DistributedOptimizer, "adam", params)
 raises(TypeError, "PackedArrays", DistributedOptimizer, fastopt.Adam, dict(params))
 raises(TypeError, "comm", DistributedOptimizer, fastopt.Adam, params, comm=1)
 raises(TypeError, "shard_state", DistributedOptimizer, fastopt.Adam, params, shard_state=1)
+# 16-bit parameters (issue 24): refused, master_dtype or a 16-bit packed buffer alike.
+raises(TypeError, "master_dtype", DistributedOptimizer, fastopt.Adam, params,
+       master_dtype=np.float32)
+half = fastopt.pack({k: v.astype(np.float16) for k, v in params.items()})
+raises(TypeError, "16-bit", DistributedOptimizer, fastopt.Adam, half, master_dtype=np.float32)
+raises(TypeError, "16-bit", DistributedOptimizer, fastopt.Adam, half)
 opt = DistributedOptimizer(fastopt.Adam, params, shard_state=True, lr=0.01)
 before = params.buffer.copy()
 raises(TypeError, "PackedArrays", opt.step, dict(rank_grads(params, 0, RANK)))
