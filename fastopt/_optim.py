@@ -484,15 +484,15 @@ class Optimizer(_v.StrictAttributes):
                 # The norm of each array in parameter order (a packed buffer by its entries), so
                 # that dict, list and packed gradients give the same norm (docs/contract.md §8).
                 norm = self._grad_norm(grads, flat_grads)
-            decided = self._decide(norm, lambda: self._all_finite(grads, flat_grads),
-                                   grad_scale)
+            decided = self._decide(norm, None, grad_scale, grads, flat_grads)
             if decided is None:
                 return False
             scale, norm = decided
         self._apply(grads, scale, norm, flat_grads)
         return True
 
-    def _decide(self, norm, finite, grad_scale=None, subject="a gradient", scope=""):
+    def _decide(self, norm, finite, grad_scale=None, grads=None, flat_grads=None,
+                subject="a gradient", scope=""):
         """The clipping and non-finite decision of a step, written once: :meth:`_step_held`
         and :mod:`fastopt.distributed` (whose norm and finiteness span the ranks) call it, with
         the step lock held, before anything is written.
@@ -502,11 +502,14 @@ class Optimizer(_v.StrictAttributes):
         norm : float or None
             The global norm of the gradients as given (before unscaling by ``grad_scale``),
             when ``max_grad_norm`` is set; None otherwise.
-        finite : bool or callable
-            Whether every gradient element is finite, or a function answering it (called only
-            when needed: with ``nonfinite != "propagate"`` and a norm that does not settle it).
+        finite : bool or None
+            Whether every gradient element is finite; None: not known yet, then read from
+            ``grads``/``flat_grads`` (as :meth:`_step_held` has them) only when needed, with
+            ``nonfinite != "propagate"`` and a norm that does not settle it.
         grad_scale : float, optional
             The loss scale, already checked (:func:`fastopt._validation.check_loss_scale`).
+        grads, flat_grads
+            The gradients and :meth:`_flat_grads`'s answer, when ``finite`` is None.
         subject, scope : str
             The error's wording: "``subject`` holds inf or NaN at step k; nothing was
             updated``scope`` (nonfinite='raise')".
@@ -525,15 +528,18 @@ class Optimizer(_v.StrictAttributes):
             ``nonfinite="raise"`` and a non-finite gradient.
         """
         hyper = self._hyper
-        scale = 1.0 if grad_scale is None else 1.0 / grad_scale  # Python float64, rounded
-        if norm is not None:                                     # once by the kernel
+        # Python float64, rounded once to the compute dtype by the kernel.
+        scale = 1.0 if grad_scale is None else 1.0 / grad_scale
+        if norm is not None:
+            # A finite sum of squares means finite values; a non-finite one may still be an
+            # overflow of finite values, which the finiteness check below settles.
             if math.isfinite(norm):
-                finite = True  # a finite sum of squares means finite values (a non-finite
-            if grad_scale is not None:  # one may still be an overflow of finite ones)
+                finite = True
+            if grad_scale is not None:
                 norm = norm / grad_scale  # the unscaled gradients' norm
             scale = scale * clip_coefficient(norm, hyper["max_grad_norm"])
         if hyper["nonfinite"] != "propagate" and not (
-                finite if isinstance(finite, bool) else finite()):
+                finite if finite is not None else self._all_finite(grads, flat_grads)):
             if hyper["nonfinite"] == "raise":
                 raise NonFiniteGradientError(
                     f"{subject} holds inf or NaN at step {self._t + 1}; nothing was "
