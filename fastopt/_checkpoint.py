@@ -55,17 +55,18 @@ def state_dict(opt, copy):
     out = {
         "optimizer": type(opt).__name__,
         "version": FORMAT_VERSION,
-        "keys": list(opt._keys),
+        "keys": opt._param_keys(),
         "t": opt.t,
         "skipped": opt.skipped,
         "last_grad_norm": opt.last_grad_norm,
         "hyperparameters": opt.hyperparameters,
-        "params": [take(p) for p in opt._params],
-        "state": {s: [take(a) for a in opt._state[s]] for s in opt.state_names},
+        "params": [take(p) for p in opt._param_arrays()],
+        "state": {s: [take(a) for a in opt._state_arrays(s)] for s in opt.state_names},
     }
-    if opt._masters is not None:
+    masters = opt._master_arrays()
+    if masters is not None:
         out["master_dtype"] = "float32"
-        out["master"] = [take(m) for m in opt._masters]
+        out["master"] = [take(m) for m in masters]
     return out
 
 
@@ -75,8 +76,7 @@ def load_state_dict(opt, state, batches=None, batches_state=None):
     hyper, params, states, t, skipped, norm, masters = _validate(opt, state)
     # An array made read-only after construction: refused here, with the step's check and
     # message, before anything is written (the copies below stopped at it, half done).
-    if not _v.all_writeable(opt._written):
-        _v.check_still_writeable(opt._written, opt._written_names)
+    opt._check_writeable()
     guard = contextlib.nullcontext()
     if batches is not None:
         _check_batches(batches)
@@ -85,20 +85,7 @@ def load_state_dict(opt, state, batches=None, batches_state=None):
     with guard:                    # with nothing changed, not after the optimizer is loaded
         if batches is not None:
             batches._check_owner()
-        if masters is None:
-            for dst, src in zip(opt._params, params):
-                dst[...] = src
-        else:
-            # The masters are what a step reads; the 16-bit parameters are their rounding.
-            for dst, src, param, kind in zip(opt._masters, masters, opt._params, opt._kinds):
-                dst[...] = src
-                _half.narrow(dst, kind, out=_half.bits(param))
-        for s in opt.state_names:
-            for dst, src in zip(opt._state[s], states[s]):
-                dst[...] = src
-        opt._hyper = hyper
-        opt.t, opt.skipped = t, skipped
-        opt._last_grad_norm = norm
+        opt._restore_state(hyper, t, skipped, norm, params, masters, states)
         if batches is not None:
             batches._apply_state_held(checked)
 
@@ -116,44 +103,46 @@ def _validate(opt, state):
     if state["version"] != FORMAT_VERSION:
         raise ValueError(f"state has format version {state['version']!r}; this fastopt "
                          f"reads version {FORMAT_VERSION}")
-    if [str(k) for k in state["keys"]] != [str(k) for k in opt._keys]:
+    keys = opt._param_keys()
+    if [str(k) for k in state["keys"]] != [str(k) for k in keys]:
         raise ValueError(f"state holds parameters {list(state['keys'])}; this optimizer has "
-                         f"{list(opt._keys)}")
+                         f"{keys}")
     # Masters or not: the structure first, before the hyperparameters that would differ too.
     theirs_master = _master_dtype_of(state.get("master_dtype"), "state['master_dtype']")
-    if theirs_master != opt._master_dtype:
+    if theirs_master != opt.master_dtype:
         raise _v.mixed_checkpoint_mismatch("the checkpoint", name, theirs_master,
-                                           opt._master_dtype)
+                                           opt.master_dtype)
     _v.check_mapping(state["hyperparameters"], "state['hyperparameters']")
     theirs = dict(state["hyperparameters"])
     expected = opt._hyper_attributes()
     if set(theirs) != set(expected):
         raise ValueError(f"state['hyperparameters'] has {sorted(theirs)}; a {name} has "
                          f"{sorted(expected)}")
+    ours = opt._hyper_now()
     for key, spec in expected.items():
-        if spec.fixed and theirs[key] != opt._hyper[key]:
+        if spec.fixed and theirs[key] != ours[key]:
             raise ValueError(f"state has {key}={theirs[key]!r}; this {name} was built with "
-                             f"{key}={opt._hyper[key]!r}, which fixes its state arrays")
+                             f"{key}={ours[key]!r}, which fixes its state arrays")
     hyper = opt._checked_hyper({k: theirs[k] for k in expected})
     t = _v.check_step_count(state["t"], "state['t']")
     skipped = _v.check_step_count(state["skipped"], "state['skipped']")
     # Absent from the state dicts of fastopt before it was kept (same format version): None.
     norm = _v.check_grad_norm(state.get("last_grad_norm"), "state['last_grad_norm']")
-    params = _check_arrays(opt, state["params"], "state['params']", opt._params,
+    params = _check_arrays(keys, state["params"], "state['params']", opt._param_arrays(),
                            half=theirs_master is not None)
     # The state arrays have the dtype and shape of what the rule steps: the masters, if any.
-    stepped = opt._params if opt._masters is None else opt._masters
+    stepped = opt._master_arrays() or opt._param_arrays()
     masters = None
     if theirs_master is not None:
         if "master" not in state:
             raise ValueError("state has master_dtype='float32' but no 'master' (the float32 "
                              "master weights); it is not a complete fastopt state_dict")
-        masters = _check_arrays(opt, state["master"], "state['master']", stepped)
+        masters = _check_arrays(keys, state["master"], "state['master']", stepped)
     _v.check_mapping(state["state"], "state['state']")
     if set(state["state"]) != set(opt.state_names):
         raise ValueError(f"state['state'] holds {sorted(state['state'])}; expected "
                          f"{sorted(opt.state_names)}")
-    states = {s: _check_arrays(opt, state["state"][s], f"state['state'][{s!r}]", stepped)
+    states = {s: _check_arrays(keys, state["state"][s], f"state['state'][{s!r}]", stepped)
               for s in opt.state_names}
     return hyper, params, states, t, skipped, norm, masters
 
@@ -172,12 +161,12 @@ def _master_dtype_of(value, what):
     return dt
 
 
-def _check_arrays(opt, arrays, what, refs, half=False):
+def _check_arrays(keys, arrays, what, refs, half=False):
     """Each array of ``arrays`` has the dtype and shape of its ``refs`` (``half``: the same
     16-bit format, bfloat16 as ``ml_dtypes.bfloat16`` or ``uint16`` alike)."""
     if not isinstance(arrays, (list, tuple)) or len(arrays) != len(refs):
         raise ValueError(f"{what} must be a list of {len(refs)} arrays")
-    for key, ref, arr in zip(opt._keys, refs, arrays):
+    for key, ref, arr in zip(keys, refs, arrays):
         name = f"{what}[{key!r}]"
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{name} must be an ndarray, got {type(arr).__name__}")

@@ -141,7 +141,41 @@ class Optimizer(_v.StrictAttributes):
     pickled in the same ``pickle.dumps`` call stay its parameters (``params2, opt2 =
     copy.deepcopy((params, opt))``). ``copy.copy(opt)`` raises ``TypeError``: a shallow copy
     would step the original's arrays a second time.
+
+    Internal seams (for fastopt's own layers, not for users)
+    --------------------------------------------------------
+    :mod:`fastopt._checkpoint` and :mod:`fastopt.distributed` use an optimizer only through its
+    public attributes and the names in :data:`Optimizer._SEAMS` (issue 21): they keep a leading
+    underscore so that no user mistakes them for API (they are not in the documentation, and
+    may change with any release), and they are listed in one place so that
+    tests/package/test_seams.py can check that no other module reads anything else private.
+
+    * ``_param_keys()``, ``_param_arrays()``, ``_master_arrays()`` (None without
+      ``master_dtype``), ``_state_arrays(name)``: lists in parameter order, the optimizer's own
+      arrays (read them; write only through ``_restore_state``).
+    * ``_hyper_now()``: the hyperparameter dict itself (not a copy; never mutate it). Each
+      assignment replaces it, so its identity tells a caller that caches a fingerprint when
+      to recompute. ``_hyper_attributes()`` (name -> :class:`Hyper`) and ``_checked_hyper(d)``
+      (a full set validated with the constructor's checks).
+    * ``_busy`` (the step lock: acquire it without blocking) and ``_busy_error()`` (the
+      ``RuntimeError`` to raise when another thread holds it); ``_exclusive()`` holds it.
+    * ``_check_can_step()``: the checks a step makes before anything is written that do not
+      depend on the gradients (arrays still writeable, the schedule's value in range, room
+      for a step); ``_check_writeable()`` alone for a checkpoint load.
+    * ``_step_held(grads, ...)``: :meth:`step` with the lock held by the caller.
+      ``_decide(norm, finite, ...)``: the clipping and non-finite decision, written once
+      (``_step_held`` and ``DistributedOptimizer`` both call it). ``_apply(grads, scale, norm)``:
+      the update once decided, lock held.
+    * ``_restore_state(...)``: a checkpoint's validated contents written, all at once.
+    * ``_ops`` (a class attribute): the kernels' module the class steps with
+      (``fastopt._ops``, or ``fastopt.reference._ops`` for the reference's classes).
     """
+
+    _SEAMS = ("_param_keys", "_param_arrays", "_master_arrays", "_state_arrays", "_hyper_now",
+              "_hyper_attributes", "_checked_hyper", "_busy", "_busy_error", "_exclusive",
+              "_check_can_step", "_check_writeable", "_step_held", "_decide", "_apply",
+              "_restore_state", "_ops")
+    """The private names other fastopt layers may use (see "Internal seams" above)."""
 
     _ops = _fast_ops
     _attribute_hints = {"learning_rate": "the learning rate is lr",
@@ -439,30 +473,80 @@ class Optimizer(_v.StrictAttributes):
         scale = 1.0
         if grad_scale is not None:
             grad_scale = _v.check_loss_scale(grad_scale, "grad_scale")
-            scale = 1.0 / grad_scale  # Python float64, rounded once by the kernel
+            scale = 1.0 / grad_scale  # Python float64, rounded once by the kernel (as _decide)
         if found_inf is not None and _v.check_found_inf(found_inf, "found_inf"):
             self._skipped += 1  # decided before anything is written; t does not move
             return False
         hyper = self._hyper
-        norm = finite = None
-        if hyper["max_grad_norm"] is not None:
-            # The norm of each array in parameter order (a packed buffer by its entries), so
-            # that dict, list and packed gradients give the same norm (docs/contract.md §8).
-            norm = self._grad_norm(grads, flat_grads)
-            finite = math.isfinite(norm) or None  # a non-finite sum may still be an overflow
+        norm = None
+        if hyper["max_grad_norm"] is not None or hyper["nonfinite"] != "propagate":
+            if hyper["max_grad_norm"] is not None:
+                # The norm of each array in parameter order (a packed buffer by its entries), so
+                # that dict, list and packed gradients give the same norm (docs/contract.md §8).
+                norm = self._grad_norm(grads, flat_grads)
+            decided = self._decide(norm, None, grad_scale, grads, flat_grads)
+            if decided is None:
+                return False
+            scale, norm = decided
+        self._apply(grads, scale, norm, flat_grads)
+        return True
+
+    def _decide(self, norm, finite, grad_scale=None, grads=None, flat_grads=None,
+                subject="a gradient", scope=""):
+        """The clipping and non-finite decision of a step, written once: :meth:`_step_held`
+        and :mod:`fastopt.distributed` (whose norm and finiteness span the ranks) call it, with
+        the step lock held, before anything is written.
+
+        Parameters
+        ----------
+        norm : float or None
+            The global norm of the gradients as given (before unscaling by ``grad_scale``),
+            when ``max_grad_norm`` is set; None otherwise.
+        finite : bool or None
+            Whether every gradient element is finite; None: not known yet, then read from
+            ``grads``/``flat_grads`` (as :meth:`_step_held` has them) only when needed, with
+            ``nonfinite != "propagate"`` and a norm that does not settle it.
+        grad_scale : float, optional
+            The loss scale, already checked (:func:`fastopt._validation.check_loss_scale`).
+        grads, flat_grads
+            The gradients and :meth:`_flat_grads`'s answer, when ``finite`` is None.
+        subject, scope : str
+            The error's wording: "``subject`` holds inf or NaN at step k; nothing was
+            updated``scope`` (nonfinite='raise')".
+
+        Returns
+        -------
+        (scale, norm) or None
+            The factor the kernel multiplies the gradients by (``1/grad_scale`` times the
+            clipping coefficient, a Python float) and the unscaled norm for
+            ``last_grad_norm`` (None without clipping); None when the step is skipped
+            (``skipped`` counted, ``t`` not moved).
+
+        Raises
+        ------
+        NonFiniteGradientError
+            ``nonfinite="raise"`` and a non-finite gradient.
+        """
+        hyper = self._hyper
+        # Python float64, rounded once to the compute dtype by the kernel.
+        scale = 1.0 if grad_scale is None else 1.0 / grad_scale
+        if norm is not None:
+            # A finite sum of squares means finite values; a non-finite one may still be an
+            # overflow of finite values, which the finiteness check below settles.
+            if math.isfinite(norm):
+                finite = True
             if grad_scale is not None:
                 norm = norm / grad_scale  # the unscaled gradients' norm
             scale = scale * clip_coefficient(norm, hyper["max_grad_norm"])
-        if (hyper["nonfinite"] != "propagate" and finite is None
-                and not self._all_finite(grads, flat_grads)):
+        if hyper["nonfinite"] != "propagate" and not (
+                finite if finite is not None else self._all_finite(grads, flat_grads)):
             if hyper["nonfinite"] == "raise":
                 raise NonFiniteGradientError(
-                    f"a gradient holds inf or NaN at step {self._t + 1}; nothing was updated "
-                    f"(nonfinite='raise')")
+                    f"{subject} holds inf or NaN at step {self._t + 1}; nothing was "
+                    f"updated{scope} (nonfinite='raise')")
             self._skipped += 1
-            return False
-        self._apply(grads, scale, norm, flat_grads)
-        return True
+            return None
+        return scale, norm
 
     def _grad_norm(self, grads, flat_grads):
         """The global L2 norm of the gradients as given, each array in parameter order (16-bit
@@ -689,6 +773,66 @@ class Optimizer(_v.StrictAttributes):
         """
         with self._exclusive():
             _checkpoint.load(self, path, batches)
+
+    # -- internal seams (see "Internal seams" in the class docstring) ------------------------
+
+    def _param_keys(self):
+        """The parameters' keys (a dict's keys, or 0..n-1), in order."""
+        return list(self._keys)
+
+    def _param_arrays(self):
+        """The parameter arrays (the user's, updated in place), in key order."""
+        return list(self._params)
+
+    def _master_arrays(self):
+        """The float32 masters of 16-bit parameters, in key order; None without."""
+        return None if self._masters is None else list(self._masters)
+
+    def _state_arrays(self, name):
+        """The state arrays ``name``, in key order (``name`` one of :attr:`state_names`)."""
+        return list(self._state[name])
+
+    def _hyper_now(self):
+        """The hyperparameter dict itself: read it, never mutate it (every assignment replaces
+        it with a new dict, so its identity changes exactly when a hyperparameter may have)."""
+        return self._hyper
+
+    def _check_writeable(self):
+        """Raise (the step's message) if one of our arrays was made read-only since built."""
+        if not _all_writeable(self._written):
+            _v.check_still_writeable(self._written, self._written_names)
+
+    def _check_can_step(self):
+        """The checks of a step that do not read the gradients, each with the step's message:
+        our arrays still writeable, the learning rate (a schedule's value) in range at this
+        step, room in the counts for one more step. :meth:`_step_held` makes the same checks
+        inline (the hot path); :mod:`fastopt.distributed` calls this before the ranks agree."""
+        self._check_writeable()
+        self._lr_now()
+        _v.check_room_for_a_step(self._t, self._skipped)
+
+    def _restore_state(self, hyper, t, skipped, last_grad_norm, params, masters, states):
+        """Write a checkpoint's contents, already validated against this optimizer
+        (:mod:`fastopt._checkpoint`), the caller holding the step lock: ``params`` (ignored
+        with masters: the 16-bit parameters become the masters rounded), ``masters`` (None
+        without ``master_dtype``), ``states`` (name -> list in key order), the validated
+        hyperparameter dict, the counts and ``last_grad_norm``. Our arrays' writeability is
+        checked first, so a read-only one refuses before anything is written."""
+        self._check_writeable()
+        if masters is None:
+            for dst, src in zip(self._params, params):
+                dst[...] = src
+        else:
+            # The masters are what a step reads; the 16-bit parameters are their rounding.
+            for dst, src, param, kind in zip(self._masters, masters, self._params, self._kinds):
+                dst[...] = src
+                _half.narrow(dst, kind, out=_half.bits(param))
+        for s in self._state_names:
+            for dst, src in zip(self._state[s], states[s]):
+                dst[...] = src
+        self._hyper = hyper
+        self.t, self.skipped = t, skipped
+        self._last_grad_norm = last_grad_norm
 
     # -- access ------------------------------------------------------------------------------
 

@@ -52,9 +52,8 @@ except ImportError as exc:  # the only module of fastopt that needs mpi4py
 
 from .. import _checkpoint
 from .. import _validation as _v
-from .._optim import NonFiniteGradientError, Optimizer
+from .._optim import Optimizer
 from .._packing import PackedArrays, pack_like
-from .._scalars import clip_coefficient
 from ..reference._ops import SUMSQ_BLOCK
 
 __all__ = ["DistributedOptimizer", "RankError", "shard_bounds"]
@@ -428,10 +427,9 @@ class DistributedOptimizer:
             # before the exchange, so that every rank hears of it.
             if not _v.all_writeable(self._written):
                 _v.check_still_writeable(self._written, self._written_names)
-            if not _v.all_writeable(inner._written):
-                _v.check_still_writeable(inner._written, inner._written_names)
-            inner._lr_now()  # a schedule's value out of range: refused here, not mid-step
-            _v.check_room_for_a_step(inner._t, inner._skipped)
+            # Its arrays still writeable, a schedule's value in range, room for a step: refused
+            # here, before the exchange, not mid-step.
+            inner._check_can_step()
         except (TypeError, ValueError, RuntimeError) as exc:
             error = exc
         if self._world == 1:
@@ -439,9 +437,9 @@ class DistributedOptimizer:
                 raise error
             return
         record, records = self._record, self._records
-        record[:3] = (error is not None, inner._t, inner._skipped)
-        if self._hashed is not inner._hyper:
-            hyper = inner._hyper
+        record[:3] = (error is not None, inner.t, inner.skipped)
+        hyper = inner._hyper_now()
+        if self._hashed is not hyper:
             for i, name in enumerate(self._fields[2:], start=3):
                 text = repr(_checkpoint.encode(hyper[name])).encode()
                 record[i] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(),
@@ -467,7 +465,7 @@ class DistributedOptimizer:
             columns = np.flatnonzero(differ.any(axis=0))
             fields = [self._fields[j] for j in columns]
             values = self._comm.allgather(
-                {f: (getattr(inner, f) if f in ("t", "skipped") else inner._hyper[f])
+                {f: (getattr(inner, f) if f in ("t", "skipped") else inner._hyper_now()[f])
                  for f in fields})
             parts = []
             for j, f in zip(columns, fields):
@@ -512,10 +510,10 @@ class DistributedOptimizer:
         block sums and flags). Returns (updated, the time the local update ended)."""
         inner, ops = self._inner, self._ops
         self._small_comm = 0.0
-        hyper = inner._hyper
+        hyper = inner._hyper_now()
         clip = hyper["max_grad_norm"] is not None
         check = hyper["nonfinite"] != "propagate"
-        scale, norm, finite = 1.0, None, True
+        scale, norm = 1.0, None
         if clip or check:
             local = self._local
             for a, b, k0, k1 in self._segments:
@@ -533,14 +531,13 @@ class DistributedOptimizer:
             finite = bool((self._gathered[self._flag_at] == 1.0).all())
             if clip:
                 norm = self._global_norm(self._gathered[self._sums_at])
-                scale = clip_coefficient(norm, hyper["max_grad_norm"])
-        if check and not finite:
-            if hyper["nonfinite"] == "raise":
-                raise NonFiniteGradientError(
-                    f"the reduced gradient holds inf or NaN at step {inner.t + 1}; nothing "
-                    f"was updated on any rank (nonfinite='raise')")
-            inner.skipped += 1
-            return False, time.perf_counter()
+            # The optimizer's own decision (clipping coefficient, skip or raise), on the
+            # norm and finiteness of the whole reduced gradient: the same on every rank.
+            decided = inner._decide(norm, finite, subject="the reduced gradient",
+                                    scope=" on any rank")
+            if decided is None:
+                return False, time.perf_counter()
+            scale, norm = decided
         inner._apply([mine], scale, norm)  # the caller holds the inner step lock
         return True, time.perf_counter()
 
@@ -610,7 +607,7 @@ class DistributedOptimizer:
             "keys": [key for key, _, _ in self._layout], "t": inner.t,
             "skipped": inner.skipped, "last_grad_norm": inner.last_grad_norm,
             "hyperparameters": inner.hyperparameters,
-            "params": single._params,
+            "params": single._param_arrays(),
             "state": {s: [buf[o:o + n].reshape(shape)
                           for (o, n), shape in zip(entries, shapes)]
                       for s, buf in full_state.items()}})
@@ -634,12 +631,13 @@ class DistributedOptimizer:
     def _load(self, path, batches=None):
         path = os.fspath(path)
         inner, root, comm = self._inner, self._rank == 0, self._comm
-        header, single, error = None, None, None
+        header, single, single_params, error = None, None, None, None
         if root:
             try:
                 if batches is not None:
                     _checkpoint._check_batches(batches)
-                single = type(inner)(pack_like(self._params), **inner.hyperparameters)
+                single_params = pack_like(self._params)  # the buffer broadcast once loaded
+                single = type(inner)(single_params, **inner.hyperparameters)
                 state, batches_state = _checkpoint.read(single, path, batches is not None)
                 single.load_state_dict(state)
                 header = {"t": single.t, "skipped": single.skipped,
@@ -673,8 +671,7 @@ class DistributedOptimizer:
                     batches._check_owner()
                 if not _v.all_writeable(self._written):
                     _v.check_still_writeable(self._written, self._written_names)
-                if not _v.all_writeable(inner._written):
-                    _v.check_still_writeable(inner._written, inner._written_names)
+                inner._check_writeable()
                 if batches is not None:
                     _checkpoint._check_batches(batches)
                     checked = (batches, batches._check_state(header["batches"]))
@@ -688,21 +685,21 @@ class DistributedOptimizer:
             if bad:
                 raise RankError(f"rank(s) {bad} could not load {path!r}, so no rank loaded "
                                 f"it (nothing changed); rank {bad[0]} said: {failed[bad[0]]}")
-            self._load_agreed(header, single, checked)
+            self._load_agreed(header, single, single_params, checked)
         finally:
             if loader_held:
                 batches._busy.release()
             if held:
                 busy.release()
 
-    def _load_agreed(self, header, single, checked):
+    def _load_agreed(self, header, single, single_params, checked):
         """The rest of :meth:`load`, once every rank agreed, with the inner step lock held."""
         inner, root, comm = self._inner, self._rank == 0, self._comm
         hyper = {k: _checkpoint.decode(v, f"hyperparameter {k!r}")
                  for k, v in header["hyperparameters"].items()}
         typ, buffer = self._mpi_type, self._params.buffer
         if root:
-            np.copyto(buffer, single._packed.buffer)
+            np.copyto(buffer, single_params.buffer)
         comm.Bcast([buffer, typ], root=0)
         lo, hi = self._bounds[self._rank], self._bounds[self._rank + 1]
         states = {}
@@ -777,7 +774,7 @@ class DistributedOptimizer:
     def state_nbytes(self):
         """Bytes of optimizer state this rank holds."""
         return sum(a.nbytes for s in self._inner.state_names
-                   for a in self._inner._state[s])
+                   for a in self._inner._state_arrays(s))
 
     @property
     def timings(self):
