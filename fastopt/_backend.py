@@ -25,9 +25,11 @@ What :func:`bind` makes of each entry of a catalogue:
 Every function validates with the same ``fastopt._validation`` call whatever the
 implementation, so both raise the same errors before anything is written.
 """
+import ast
 import functools
 import inspect
 import linecache
+import textwrap
 import types
 
 from . import _clip, _experiment, _half, _lab, _minibatch, _optim
@@ -98,8 +100,8 @@ def sgd_update(ops, param, grad, lr, weight_decay=0.0, maximize=False, master=No
     """
     lr, weight_decay, maximize = _v.sgd_args(param, grad, lr, weight_decay, maximize,
                                              master)
-    ops = ops if master is None else _half.MasterOps(ops, master)
-    ops.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
+    arithmetic = ops if master is None else _half.MasterOps(ops, master)
+    arithmetic.sgd(param, grad, None, lr, weight_decay, 0.0, 0.0, False, False, maximize, 1.0)
 
 
 def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
@@ -163,8 +165,8 @@ def momentum_update(ops, param, grad, velocity, lr, beta=0.9, nesterov=False,
     """
     lr, beta, nesterov, weight_decay, maximize = _v.momentum_args(
         param, grad, velocity, lr, beta, nesterov, weight_decay, maximize, master)
-    ops = ops if master is None else _half.MasterOps(ops, master)
-    ops.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
+    arithmetic = ops if master is None else _half.MasterOps(ops, master)
+    arithmetic.momentum(param, grad, velocity, lr, beta, weight_decay, nesterov, maximize, 1.0)
 
 
 def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=None,
@@ -239,9 +241,9 @@ def rmsprop_update(ops, param, grad, sq_avg, lr, beta=0.9, eps=1e-8, grad_avg=No
     lr, beta, eps, momentum, weight_decay, maximize = _v.rmsprop_args(
         param, grad, sq_avg, lr, beta, eps, grad_avg, momentum_buffer, momentum, weight_decay,
         maximize, master)
-    ops = ops if master is None else _half.MasterOps(ops, master)
-    ops.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps, weight_decay,
-                momentum, maximize, 1.0)
+    arithmetic = ops if master is None else _half.MasterOps(ops, master)
+    arithmetic.rmsprop(param, grad, sq_avg, grad_avg, momentum_buffer, lr, beta, eps,
+                       weight_decay, momentum, maximize, 1.0)
 
 
 def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -338,9 +340,9 @@ def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
         param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize,
         master)
-    ops = ops if master is None else _half.MasterOps(ops, master)
-    ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
-             bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+    arithmetic = ops if master is None else _half.MasterOps(ops, master)
+    arithmetic.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
+                    bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
 
 
 def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
@@ -406,9 +408,9 @@ def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,
     """
     t, lr, lr_decay, eps, weight_decay, maximize = _v.adagrad_args(
         param, grad, sum_sq, t, lr, lr_decay, eps, weight_decay, maximize, master)
-    ops = ops if master is None else _half.MasterOps(ops, master)
-    ops.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay, maximize,
-                1.0)
+    arithmetic = ops if master is None else _half.MasterOps(ops, master)
+    arithmetic.adagrad(param, grad, sum_sq, adagrad_lr(lr, lr_decay, t), eps, weight_decay,
+                       maximize, 1.0)
 
 
 def ewa(ops, x, beta=0.9, bias_correction=False, out=None):
@@ -530,23 +532,86 @@ _KINDS = {inspect.Parameter.POSITIONAL_OR_KEYWORD: "{}", inspect.Parameter.VAR_P
 def _bound_function(function, ops, module):
     """``function`` with ``ops`` bound as its first argument, as a function of its own.
 
-    The function is generated with ``function``'s parameters after ``ops``, so that a call
-    passes them on as they came, at the cost of one Python call: +0.05-0.07 us on
-    ``fastopt.adam_update`` with 1000 float32 items (0.83 us a call through the compiled fast
-    path; ``benchmarks/tools/ab_binding.py``), where a ``*args, **kwargs`` closure cost +0.2-0.4 us.
-    It has ``function``'s defaults, docstring and name, and ``__module__`` and ``__qualname__``
-    that find it in ``module``. ``__signature__`` is ``function``'s without ``ops``;
-    ``__wrapped__`` is ``function``.
+    The function's own source is compiled again inside a maker that takes ``ops``: the same
+    body, with ``ops`` a closure variable instead of its first parameter, with the globals of
+    the module that defines it, and with that file's name and line numbers (tracebacks and
+    ``inspect.getsource`` show the one written function). A call costs what a call of the
+    written function costs: no second Python call. Calling the written function from a
+    generated wrapper cost +0.05-0.09 us a call (``fastopt.adam_update``, 1000 float32 items,
+    ~0.6-0.8 us a call through the compiled fast path; ``benchmarks/tools/ab_binding.py``),
+    3-12% of the array-level functions' time at 1000 items; a ``*args, **kwargs`` closure cost
+    +0.2-0.4 us. A function whose source cannot be had, or that closes over variables of its
+    own, gets such a wrapper (:func:`_calling_function`).
+
+    The result has ``function``'s defaults (the same objects), docstring and name, and
+    ``__module__`` and ``__qualname__`` that find it in ``module``. ``__signature__`` is
+    ``function``'s without ``ops``; ``__wrapped__`` is ``function``.
     """
+    signature = _signature_without_ops(function)
+    bound = None
+    if function.__closure__ is None:
+        try:
+            bound = _recompiled(function, ops)
+        except (OSError, TypeError, SyntaxError):  # no source (an interactive definition)
+            bound = None
+    if bound is None:
+        bound = _calling_function(function, ops, module)
+    bound.__defaults__ = function.__defaults__
+    bound.__kwdefaults__ = function.__kwdefaults__
+    bound.__doc__ = function.__doc__
+    bound.__module__, bound.__qualname__ = module, function.__name__
+    bound.__annotations__ = {k: v for k, v in function.__annotations__.items() if k != "ops"}
+    bound.__signature__ = signature
+    bound.__wrapped__ = function
+    return bound
+
+
+def _signature_without_ops(function):
     name = function.__name__
     signature = inspect.signature(function)
     ops_parameter, *parameters = signature.parameters.values()
     if ops_parameter.default is not ops_parameter.empty or ops_parameter.kind not in (
             ops_parameter.POSITIONAL_OR_KEYWORD,):
         raise TypeError(f"{name}: ops must be the first parameter, positional, no default")
-    names = {p.name for p in parameters}
-    if names & {"_function", "_ops"} or any(p.kind not in _KINDS for p in parameters):
+    if {p.name for p in parameters} & {"_function", "_ops"} or any(
+            p.kind not in _KINDS for p in parameters):
         raise TypeError(f"{name}: a parameter the binding cannot pass on ({signature})")
+    return signature.replace(parameters=parameters)
+
+
+def _recompiled(function, ops):
+    """``function``'s source compiled as ``def _make(ops): def <name>(<the rest>): ...``."""
+    lines, first_line = inspect.getsourcelines(function)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    definition = tree.body[0]
+    if (not isinstance(definition, ast.FunctionDef) or definition.decorator_list
+            or definition.name != function.__name__ or not definition.args.args
+            or definition.args.args[0].arg != "ops"):
+        raise TypeError(f"{function.__name__}: not a plain function taking ops first")
+    if any(isinstance(node, ast.Name) and node.id == "ops" and not isinstance(node.ctx, ast.Load)
+           for node in ast.walk(definition)):
+        raise TypeError(f"{function.__name__}: assigns to ops (a closure variable once bound)")
+    del definition.args.args[0]
+    maker = ast.FunctionDef(
+        name="_make", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="ops")],
+                                         vararg=None, kwonlyargs=[], kw_defaults=[],
+                                         kwarg=None, defaults=[]),
+        body=[definition, ast.Return(value=ast.Name(id=definition.name, ctx=ast.Load()))],
+        decorator_list=[], returns=None, type_comment=None)
+    module_tree = ast.Module(body=[maker], type_ignores=[])
+    ast.fix_missing_locations(module_tree)
+    ast.increment_lineno(module_tree, first_line - 1)
+    namespace = {}
+    exec(compile(module_tree, inspect.getsourcefile(function), "exec"), function.__globals__,
+         namespace)
+    return namespace["_make"](ops)
+
+
+def _calling_function(function, ops, module):
+    """A generated function with ``function``'s parameters after ``ops`` that calls it with
+    ``ops`` first (one more Python call)."""
+    name = function.__name__
+    parameters = list(_signature_without_ops(function).parameters.values())
     heads, calls, starred = [], [], False
     for p in parameters:
         if p.kind is p.KEYWORD_ONLY and not starred:
@@ -563,13 +628,4 @@ def _bound_function(function, ops, module):
     exec(compile(source, filename, "exec"), namespace)
     # Tracebacks through the generated function show its line.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    bound = namespace["_make"](function, ops)
-    # ``ops`` has no default: the defaults are those of the same trailing parameters.
-    bound.__defaults__ = function.__defaults__
-    bound.__kwdefaults__ = function.__kwdefaults__
-    bound.__doc__ = function.__doc__
-    bound.__module__, bound.__qualname__ = module, name
-    bound.__annotations__ = {k: v for k, v in function.__annotations__.items() if k != "ops"}
-    bound.__signature__ = signature.replace(parameters=parameters)
-    bound.__wrapped__ = function
-    return bound
+    return namespace["_make"](function, ops)

@@ -6,6 +6,7 @@ import ast
 import inspect
 import pickle
 
+import numpy as np
 import pytest
 
 import fastopt
@@ -85,11 +86,14 @@ def test_functions_are_the_one_function_with_ops_bound(fast, ref, catalogue):
             assert bound.__wrapped__ is entry
             assert (bound.__module__, bound.__qualname__) == (module.__name__, entry.__name__)
             assert bound.__doc__ is entry.__doc__
-            # The signature without ops, and the call passes ops on: the generated function's
-            # closure holds exactly the one function and this implementation's ops.
+            # The signature without ops; the one written function's own code, compiled again
+            # with ops as its only closure variable (no second call): its file and lines.
             parameters = list(inspect.signature(entry).parameters.values())
             assert list(inspect.signature(bound).parameters.values()) == parameters[1:]
-            assert {c.cell_contents for c in bound.__closure__} == {entry, OPS[module]}
+            assert [c.cell_contents for c in bound.__closure__] == [OPS[module]]
+            assert bound.__code__.co_filename == entry.__code__.co_filename
+            assert bound.__code__.co_firstlineno == entry.__code__.co_firstlineno
+            assert bound.__code__.co_freevars == ("ops",)
             assert pickle.loads(pickle.dumps(bound)) is bound
             # help() shows the signature without ops and the text.
             assert f"{entry.__name__}{inspect.signature(bound)}" in _pydoc(bound)
@@ -145,3 +149,22 @@ def test_a_bad_call_is_worded_like_a_plain_functions():
     with pytest.raises(TypeError, match=r"^sgd_update\(\) got an unexpected keyword argument "
                                         r"'momentum'$"):
         fastopt.reference.sgd_update(None, None, 0.1, momentum=0.9)
+
+
+def test_a_function_that_assigns_to_ops_is_called_through_a_wrapper():
+    def f(ops, a, master=None):
+        ops = ops if master is None else ("master", ops)
+        return ops, a
+
+    g = _backend._bound_function(f, "OPS", "some.module")
+    assert g(1) == ("OPS", 1) and g(1, master=2) == (("master", "OPS"), 1)
+    assert [c.cell_contents for c in g.__closure__] == [f, "OPS"]
+
+
+def test_a_bound_function_fails_in_the_written_source():
+    import traceback
+    try:
+        fastopt.reference.adam_update(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), 0, 0.1)
+    except ValueError as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+    assert any(f.filename == _backend.__file__ and f.name == "adam_update" for f in frames)
