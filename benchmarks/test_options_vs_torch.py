@@ -109,7 +109,7 @@ def test_default_adam_kernel(benchmark, impl, n, threads):
     p, g = _bench.data(n, np.float32)
     m, v = np.zeros_like(p), np.zeros_like(p)
     t = _bench.STEADY_STATE_STEP
-    b1, b2 = _scalars.bias_correction(0.9, t), _scalars.bias_correction(0.999, t)
+    b1, b2 = _scalars.bias_divisor(0.9, t), _scalars.bias_divisor(0.999, t)
     if impl == "before":
         before = _bench.load_before()
         if before is None:

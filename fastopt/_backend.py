@@ -34,7 +34,7 @@ import types
 
 from . import _clip, _experiment, _half, _lab, _minibatch, _optim
 from . import _validation as _v
-from ._scalars import adagrad_lr, bias_correction
+from ._scalars import adagrad_lr, bias_divisor
 from ._smoothing import EWA
 from .schedules import schedule_lr_decay, update_lr
 
@@ -341,8 +341,8 @@ def adam_update(ops, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
         param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize,
         master)
     arithmetic = ops if master is None else _half.MasterOps(ops, master)
-    arithmetic.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
-                    bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+    arithmetic.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_divisor(beta1, t),
+                    bias_divisor(beta2, t), weight_decay, decoupled, maximize, 1.0)
 
 
 def adagrad_update(ops, param, grad, sum_sq, t, lr, lr_decay=0.0, eps=1e-10,

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _validation as _v
 from ._minibatch import column_batches
-from ._scalars import bias_correction
+from ._scalars import bias_divisor
 
 
 def _layer_keys(parameters):
@@ -279,7 +279,7 @@ def update_parameters_with_adam(ops, parameters, grads, v, s, t, learning_rate=0
     beta1 = _v.check_beta(beta1, "beta1")
     beta2 = _v.check_beta(beta2, "beta2")
     epsilon = _v.check_eps(epsilon, "epsilon")
-    bias1, bias2 = bias_correction(beta1, t), bias_correction(beta2, t)
+    bias1, bias2 = bias_divisor(beta1, t), bias_divisor(beta2, t)
     v_corrected, s_corrected = {}, {}
     for gkey, param, grad, (m, v_) in entries:  # the course's v and s are Adam's m and v
         ops.adam(param, grad, m, v_, None, learning_rate, beta1, beta2, epsilon, bias1, bias2,

@@ -25,7 +25,7 @@ from . import _ops as _fast_ops
 from . import _validation as _v
 from ._clip import global_norm
 from ._packing import PackedArrays, _views, pack_like
-from ._scalars import adagrad_lr, bias_correction, clip_coefficient
+from ._scalars import adagrad_lr, bias_divisor, clip_coefficient
 from .schedules import Schedule, as_schedule
 
 NONFINITE = ("propagate", "raise", "skip")
@@ -1112,8 +1112,8 @@ class Adam(Optimizer):
     def _scalars(self, lr, scale):
         h = self._hyper
         # float.__pow__ on doubles, with t a Python int, as in adam_update.
-        return (lr, h["beta1"], h["beta2"], h["eps"], bias_correction(h["beta1"], self._t),
-                bias_correction(h["beta2"], self._t), h["weight_decay"], self._decoupled,
+        return (lr, h["beta1"], h["beta2"], h["eps"], bias_divisor(h["beta1"], self._t),
+                bias_divisor(h["beta2"], self._t), h["weight_decay"], self._decoupled,
                 h["maximize"], scale)
 
 

@@ -7,7 +7,7 @@ call: this module.
 """
 
 
-def bias_correction(beta, t):
+def bias_divisor(beta, t):
     """``1 - beta**t``: the divisor of a bias-corrected moment after ``t`` steps.
 
     ``beta`` is a Python float and ``t`` a Python int, so ``beta ** t`` is ``float.__pow__``
@@ -16,7 +16,7 @@ def bias_correction(beta, t):
 
     Examples
     --------
-    >>> bias_correction(0.9, 1), bias_correction(0.5, 2)
+    >>> bias_divisor(0.9, 1), bias_divisor(0.5, 2)
     (0.09999999999999998, 0.75)
     """
     return 1 - beta ** t

@@ -6,7 +6,7 @@ plain loop over it and ``fastopt.ewa`` a Cython kernel that must agree with it b
 import numpy as np
 
 from . import _validation as _v
-from ._scalars import bias_correction
+from ._scalars import bias_divisor
 
 
 class EWA(_v.StrictAttributes):
@@ -120,7 +120,7 @@ class EWA(_v.StrictAttributes):
         self._v = self._b * self._v + self._c * x
         v = self._v
         if self._bias_correction:
-            v = v / scalar(bias_correction(self._beta, self._count))
+            v = v / scalar(bias_divisor(self._beta, self._count))
         self._value = float(v)
         return self._value
 

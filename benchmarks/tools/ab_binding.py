@@ -22,7 +22,7 @@ import numpy as np
 import fastopt
 from fastopt import _backend, _dispatch, _ops
 from fastopt import _validation as _v
-from fastopt._scalars import bias_correction
+from fastopt._scalars import bias_divisor
 
 
 def before(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
@@ -33,8 +33,8 @@ def before(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_de
         return
     t, lr, beta1, beta2, eps, weight_decay, decoupled, maximize = _v.adam_args(
         param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, v_max, maximize)
-    _ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_correction(beta1, t),
-              bias_correction(beta2, t), weight_decay, decoupled, maximize, 1.0)
+    _ops.adam(param, grad, m, v, v_max, lr, beta1, beta2, eps, bias_divisor(beta1, t),
+              bias_divisor(beta2, t), weight_decay, decoupled, maximize, 1.0)
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ import torch
 
 from .. import _ops
 from .. import _validation as _v
-from .._scalars import adagrad_lr, bias_correction
+from .._scalars import adagrad_lr, bias_divisor
 from ._base import MASTER, PackedOptimizer
 
 
@@ -89,7 +89,7 @@ class Adam(PackedOptimizer):
         s = buf.state_np
         states = (s["exp_avg"][lo:hi], s["exp_avg_sq"][lo:hi],
                   s["max_exp_avg_sq"][lo:hi] if amsgrad else None)
-        scalars = (lr, beta1, beta2, eps, bias_correction(beta1, t), bias_correction(beta2, t),
+        scalars = (lr, beta1, beta2, eps, bias_divisor(beta1, t), bias_divisor(beta2, t),
                    weight_decay, decoupled, maximize, scale)
         if buf.kind:
             self._half_kernel("adam", buf, lo, hi, states, scalars)
