@@ -582,15 +582,34 @@ def _signature_without_ops(function):
 def _recompiled(function, ops):
     """``function``'s source compiled as ``def _make(ops): def <name>(<the rest>): ...``."""
     lines, first_line = inspect.getsourcelines(function)
+    filename = inspect.getsourcefile(function)
     tree = ast.parse(textwrap.dedent("".join(lines)))
+    ast.increment_lineno(tree, first_line - 1)
     definition = tree.body[0]
     if (not isinstance(definition, ast.FunctionDef) or definition.decorator_list
             or definition.name != function.__name__ or not definition.args.args
             or definition.args.args[0].arg != "ops"):
         raise TypeError(f"{function.__name__}: not a plain function taking ops first")
-    if any(isinstance(node, ast.Name) and node.id == "ops" and not isinstance(node.ctx, ast.Load)
-           for node in ast.walk(definition)):
-        raise TypeError(f"{function.__name__}: assigns to ops (a closure variable once bound)")
+    # The source must be the code that was imported (a file edited since, or a .pyc whose
+    # source changed, would otherwise bind other code): compiled alone, it must have the same
+    # first line, constants (nested code objects included, with their lines), names and local
+    # variables. (Not the bytecode itself: CPython 3.11 compiles a method call in a module
+    # differently from the same call compiled alone, LOAD_ATTR against LOAD_METHOD.)
+    alone = compile(tree, filename, "exec")
+    code = next((c for c in alone.co_consts if isinstance(c, types.CodeType)
+                 and c.co_name == function.__name__), None)
+    imported = function.__code__
+    if code is None or any(getattr(code, k) != getattr(imported, k) for k in (
+            "co_firstlineno", "co_consts", "co_names", "co_varnames", "co_argcount",
+            "co_kwonlyargcount")):
+        raise TypeError(f"{function.__name__}: its source is not the code that was imported")
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Name) and (
+                (node.id == "ops" and not isinstance(node.ctx, ast.Load))
+                or node.id == definition.name):
+            # ops assigned (a closure variable once bound), or the function naming itself
+            # (it would find the bound function, which takes no ops)
+            raise TypeError(f"{function.__name__}: assigns to ops or names itself")
     del definition.args.args[0]
     maker = ast.FunctionDef(
         name="_make", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="ops")],
@@ -599,11 +618,10 @@ def _recompiled(function, ops):
         body=[definition, ast.Return(value=ast.Name(id=definition.name, ctx=ast.Load()))],
         decorator_list=[], returns=None, type_comment=None)
     module_tree = ast.Module(body=[maker], type_ignores=[])
+    ast.copy_location(maker, definition)
     ast.fix_missing_locations(module_tree)
-    ast.increment_lineno(module_tree, first_line - 1)
     namespace = {}
-    exec(compile(module_tree, inspect.getsourcefile(function), "exec"), function.__globals__,
-         namespace)
+    exec(compile(module_tree, filename, "exec"), function.__globals__, namespace)
     return namespace["_make"](ops)
 
 

@@ -192,6 +192,14 @@ def mixed(rule, kind):
 
     def step(master, grad_bits, *rest):
         *args, param_bits = rest
+        # The second line behind the callers' validation, as the kernels check before writing:
+        # every array has the master's length (an absent state array is None).
+        for name, a in (("grad_bits", grad_bits), ("param_bits", param_bits),
+                        *((f"state {i}", a) for i, a in enumerate(args)
+                          if isinstance(a, np.ndarray))):
+            if a.size != master.size:
+                raise ValueError(f"{name} has {a.size} items; expected {master.size}, the "
+                                 f"length of master")
         update(master, _half.widen(grad_bits, kind).reshape(master.shape), *args)
         _half.narrow(master, kind, out=param_bits)
 

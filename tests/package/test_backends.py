@@ -168,3 +168,43 @@ def test_a_bound_function_fails_in_the_written_source():
     except ValueError as exc:
         frames = traceback.extract_tb(exc.__traceback__)
     assert any(f.filename == _backend.__file__ and f.name == "adam_update" for f in frames)
+
+
+def test_a_source_edited_since_import_is_not_bound(tmp_path, monkeypatch):
+    """The binding compiles a function's source again: a file changed since the import (or a
+    .pyc whose source changed) must not put other code behind the name; the imported function
+    is then called through a wrapper."""
+    import importlib
+    import os
+    import sys
+    path = tmp_path / "edited_since_import.py"
+    path.write_text("def f(ops, a, b=1):\n    return 'imported', ops, a, b\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("edited_since_import")
+    try:
+        path.write_text("def f(ops, a, b=1):\n    return 'edited on disk', ops, a, b\n")
+        os.utime(path, (1, 1))  # a new mtime whatever the file system's resolution
+        g = _backend._bound_function(module.f, "OPS", "m")
+        assert g(2) == ("imported", "OPS", 2, 1)
+    finally:
+        sys.modules.pop("edited_since_import", None)
+
+
+def test_a_function_that_names_itself_is_called_through_a_wrapper():
+    g = _backend._bound_function(_countdown, "OPS", "m")
+    assert g(3) == "OPS"
+    assert [c.cell_contents for c in g.__closure__] == [_countdown, "OPS"]
+
+
+def _countdown(ops, n):
+    return ops if n == 0 else _countdown(ops, n - 1)
+
+
+def test_the_reference_mixed_step_checks_lengths_before_writing():
+    import fastopt.reference._ops as ref
+    master = np.ones(4, np.float32)
+    step = ref.kernel_table()["sgd", "bfloat16"]
+    with pytest.raises(ValueError, match="param_bits has 3 items; expected 4"):
+        step(master, np.zeros(4, np.uint16), None, 0.1, 0.0, 0.0, 0.0, False, False, False,
+             1.0, np.zeros(3, np.uint16))
+    np.testing.assert_array_equal(master, np.ones(4, np.float32))
