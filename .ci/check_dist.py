@@ -32,9 +32,10 @@ def main(source, dist):
     missing = sorted(shipped - set(members))
     if missing:
         fail(f"{sdist.name} lacks {missing}")
-    # tests/conformance/c/ holds hand-written C (the known-answer reader of
-    # tests/conformance/test_vectors.py).
-    handwritten = "tests/conformance/c/"
+    # Hand-written C: tests/conformance/c/ (the known-answer reader of
+    # tests/conformance/test_vectors.py) and benchmarks/tools/ab_mixed_design.c (the prototype
+    # behind fastopt/_pxi/mixed.pxi's design). Cython's output never lands in either.
+    handwritten = ("tests/conformance/c/", "benchmarks/tools/ab_mixed_design.c")
     generated = [m for m in members if (m.endswith(GENERATED) and not m.startswith(handwritten))
                  or m.startswith("build/") or "__pycache__" in m]
     if generated:
