@@ -10,7 +10,9 @@ import pathlib
 import fastopt
 from fastopt._optim import Optimizer
 
-SOURCES = pathlib.Path(__file__).resolve().parents[2] / "fastopt"
+# The package as imported: the checkout's fastopt/, or an installed wheel's (whose tests run from
+# a copy of tests/ with no fastopt/ beside it).
+SOURCES = pathlib.Path(fastopt.__file__).resolve().parent
 OPTIM = SOURCES / "_optim.py"
 
 # The modules that hold or load an optimizer; every private they read of another object is a
